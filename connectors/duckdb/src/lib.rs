@@ -1,0 +1,1 @@
+//! DuckDB destination for Sluice

@@ -1,0 +1,1 @@
+//! Local directory change log for Sluice: checksummed, fsynced, segmented append-only files

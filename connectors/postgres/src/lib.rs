@@ -1,0 +1,1 @@
+//! PostgreSQL source for Sluice: replication connection, slot, publication, snapshot, capture

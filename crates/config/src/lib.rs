@@ -1,0 +1,1 @@
+//! Sluice configuration: the TOML file, interpolation, environment overrides and validation

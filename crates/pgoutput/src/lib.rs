@@ -1,0 +1,1 @@
+//! Sans-IO decoder for PostgreSQL's pgoutput logical replication protocol

@@ -1,0 +1,1 @@
+//! Test kit: throwaway PostgreSQL clusters and helpers shared by Sluice's tests
