@@ -9,7 +9,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// A position in the source's write-ahead log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Lsn(pub u64);
 
@@ -76,7 +78,17 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "/", "1/", "/1", "12", "g/1", "1/2/3", "123456789/0", "-1/0"] {
+        for s in [
+            "",
+            "/",
+            "1/",
+            "/1",
+            "12",
+            "g/1",
+            "1/2/3",
+            "123456789/0",
+            "-1/0",
+        ] {
             assert!(s.parse::<Lsn>().is_err(), "{s:?} parsed");
         }
     }

@@ -1,0 +1,532 @@
+//! Micro-batches: what a loader hands to a destination in one transaction.
+//!
+//! A [`BatchBuilder`] takes whole log records in order and keeps, per table and key, only the
+//! newest change by ordering key `(commit_lsn, ordinal)`. Invariants of a built [`Batch`]:
+//!
+//! - it spans whole records (never half a source transaction);
+//! - per table, at most one row per key; rows of tables without a key are kept in order
+//!   (append-only);
+//! - a row's values are aligned with its table's `relation` (the newest description seen);
+//! - a [`Value::Unchanged`] left in an upsert means the target must keep its current value; when
+//!   an earlier change in the same batch carried that value, it has been filled in;
+//! - `truncate_below` removes target rows whose position is older, before rows are applied.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::{Change, Checkpoint, LogRecord, Lsn, Op, RelationSchema, TableId, TxnKind, Value};
+
+/// What a row does to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOp {
+    /// Insert the row or update the matching one (when this row is newer).
+    Upsert,
+    /// Delete the matching row (soft or hard, by configuration) when this row is newer.
+    Delete,
+}
+
+/// One row change after deduplication.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub op: RowOp,
+    /// Aligned with the table batch's relation columns. For deletes, the old image (at least
+    /// the key columns).
+    pub values: Vec<Value>,
+    /// Commit LSN of the change: the guard the destination compares with `_sluice_lsn`.
+    pub lsn: Lsn,
+    /// Commit time, microseconds since the Unix epoch.
+    pub commit_ts: i64,
+}
+
+/// The rows of one table in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableBatch {
+    pub relation: Arc<RelationSchema>,
+    /// Target rows with a position older than this are removed first (TRUNCATE, or a
+    /// restarted snapshot).
+    pub truncate_below: Option<Lsn>,
+    /// Rows to apply; keyed tables have at most one row per key.
+    pub rows: Vec<Row>,
+}
+
+impl TableBatch {
+    /// Whether rows are matched by key (otherwise they are appended).
+    pub fn keyed(&self) -> bool {
+        self.relation.has_key()
+    }
+}
+
+/// A micro-batch: whole source transactions of every table, deduplicated per key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub tables: Vec<TableBatch>,
+    /// Changes read into this batch (before deduplication).
+    pub changes: usize,
+    /// Approximate size of the records read into this batch.
+    pub bytes: usize,
+}
+
+impl Batch {
+    /// Rows left after deduplication.
+    pub fn rows(&self) -> usize {
+        self.tables.iter().map(|t| t.rows.len()).sum()
+    }
+}
+
+struct TableAcc {
+    relation: Arc<RelationSchema>,
+    truncate_below: Option<Lsn>,
+    rows: Vec<Row>,
+    by_key: HashMap<Vec<Value>, usize>,
+}
+
+impl TableAcc {
+    fn new(relation: Arc<RelationSchema>) -> Self {
+        TableAcc {
+            relation,
+            truncate_below: None,
+            rows: Vec::new(),
+            by_key: HashMap::new(),
+        }
+    }
+
+    /// Switches to a new description of the table, realigning rows by column name.
+    fn adopt(&mut self, relation: &Arc<RelationSchema>) {
+        if Arc::ptr_eq(&self.relation, relation) || self.relation.same_shape(relation) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.relation, relation.clone());
+        for row in &mut self.rows {
+            row.values = realign(&old, relation, std::mem::take(&mut row.values));
+        }
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        self.by_key.clear();
+        let keys = self.relation.key_positions();
+        if keys.is_empty() {
+            return;
+        }
+        for (i, row) in self.rows.iter().enumerate() {
+            if let Some(k) = key_values(&keys, &row.values) {
+                self.by_key.insert(k, i);
+            }
+        }
+    }
+
+    fn truncate(&mut self, below: Lsn) {
+        self.rows.clear();
+        self.by_key.clear();
+        self.truncate_below = Some(self.truncate_below.map_or(below, |t| t.max(below)));
+    }
+
+    fn put(&mut self, key: Option<Vec<Value>>, mut row: Row) {
+        let Some(key) = key else {
+            self.rows.push(row);
+            return;
+        };
+        match self.by_key.get(&key) {
+            Some(&i) => {
+                let previous = &self.rows[i];
+                if row.op == RowOp::Upsert && previous.op == RowOp::Upsert {
+                    for (v, p) in row.values.iter_mut().zip(&previous.values) {
+                        if *v == Value::Unchanged {
+                            *v = p.clone();
+                        }
+                    }
+                }
+                self.rows[i] = row;
+            }
+            None => {
+                self.by_key.insert(key, self.rows.len());
+                self.rows.push(row);
+            }
+        }
+    }
+}
+
+fn key_values(keys: &[usize], values: &[Value]) -> Option<Vec<Value>> {
+    keys.iter()
+        .map(|&k| match values.get(k) {
+            Some(v @ Value::Text(_)) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Values of `row` (aligned with `from`) realigned with `to` by column name; columns that `from`
+/// lacks become NULL.
+fn realign(from: &RelationSchema, to: &RelationSchema, mut row: Vec<Value>) -> Vec<Value> {
+    to.columns
+        .iter()
+        .map(|c| match from.position(&c.name) {
+            Some(i) if i < row.len() => std::mem::replace(&mut row[i], Value::Null),
+            _ => Value::Null,
+        })
+        .collect()
+}
+
+/// Accumulates log records into a [`Batch`] and the [`Checkpoint`] that follows it.
+#[derive(Default)]
+pub struct BatchBuilder {
+    tables: BTreeMap<TableId, TableAcc>,
+    changes: usize,
+    bytes: usize,
+    records: usize,
+    applied_lsn: Lsn,
+    applied_commit_ts: i64,
+}
+
+impl BatchBuilder {
+    /// Starts a batch after `checkpoint` (whose applied LSN carries over).
+    pub fn after(checkpoint: &Checkpoint) -> Self {
+        BatchBuilder {
+            applied_lsn: checkpoint.applied_lsn,
+            applied_commit_ts: checkpoint.applied_commit_ts,
+            ..Default::default()
+        }
+    }
+
+    /// Number of records pushed.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Approximate size of the records pushed.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Number of changes pushed.
+    pub fn changes(&self) -> usize {
+        self.changes
+    }
+
+    /// End LSN of the newest streamed transaction pushed (or carried over).
+    pub fn applied_lsn(&self) -> Lsn {
+        self.applied_lsn
+    }
+
+    /// Adds a whole record.
+    pub fn push(&mut self, record: &LogRecord) {
+        self.records += 1;
+        self.bytes += record.size();
+        match record {
+            LogRecord::Transaction(txn) => {
+                // A streamed transaction at or below what is applied was already loaded
+                // (re-delivery after a restart): skip it. The per-row guard would make it
+                // harmless for keyed tables; skipping also keeps append-only tables exact.
+                if txn.kind == TxnKind::Stream && txn.end_lsn <= self.applied_lsn {
+                    return;
+                }
+                for change in &txn.changes {
+                    self.changes += 1;
+                    self.push_change(txn.commit_lsn, txn.commit_ts, change);
+                }
+                if txn.kind == TxnKind::Stream {
+                    self.applied_lsn = txn.end_lsn;
+                    self.applied_commit_ts = txn.commit_ts;
+                }
+            }
+            LogRecord::SnapshotBegin {
+                consistent_point,
+                relations,
+            } => {
+                let rows_at = Lsn(consistent_point.0.saturating_sub(1));
+                for relation in relations {
+                    self.table(relation).truncate(rows_at);
+                }
+            }
+            LogRecord::SnapshotEnd { .. } => {}
+        }
+    }
+
+    fn table(&mut self, relation: &Arc<RelationSchema>) -> &mut TableAcc {
+        let acc = self
+            .tables
+            .entry(relation.table.clone())
+            .or_insert_with(|| TableAcc::new(relation.clone()));
+        acc.adopt(relation);
+        acc
+    }
+
+    fn push_change(&mut self, lsn: Lsn, commit_ts: i64, change: &Change) {
+        let acc = self.table(&change.relation);
+        let row = |op, values: &Option<Vec<Value>>| Row {
+            op,
+            values: values.clone().unwrap_or_default(),
+            lsn,
+            commit_ts,
+        };
+        let owned = |k: Option<Vec<&Value>>| k.map(|k| k.into_iter().cloned().collect::<Vec<_>>());
+        match change.op {
+            Op::Truncate => acc.truncate(lsn),
+            Op::Insert | Op::Update => {
+                if let Some(old_key) = owned(change.old_key_if_changed()) {
+                    acc.put(Some(old_key), row(RowOp::Delete, &change.old));
+                }
+                acc.put(owned(change.key()), row(RowOp::Upsert, &change.new));
+            }
+            Op::Delete => {
+                if change.relation.has_key() {
+                    acc.put(owned(change.key()), row(RowOp::Delete, &change.old));
+                }
+                // Without a key a delete cannot be matched: append-only tables keep history.
+            }
+        }
+    }
+
+    /// The batch and the checkpoint that records `position` as consumed.
+    pub fn finish(self, position: crate::LogPosition) -> (Batch, Checkpoint) {
+        let batch = Batch {
+            tables: self
+                .tables
+                .into_values()
+                .map(|t| TableBatch {
+                    relation: t.relation,
+                    truncate_below: t.truncate_below,
+                    rows: t.rows,
+                })
+                .collect(),
+            changes: self.changes,
+            bytes: self.bytes,
+        };
+        let checkpoint = Checkpoint {
+            position,
+            applied_lsn: self.applied_lsn,
+            applied_commit_ts: self.applied_commit_ts,
+        };
+        (batch, checkpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Column, LogPosition, ReplicaIdentity, Transaction};
+
+    fn rel(columns: &[(&str, bool)]) -> Arc<RelationSchema> {
+        Arc::new(RelationSchema {
+            table: TableId::new("public", "t"),
+            oid: 1,
+            version: 1,
+            replica_identity: ReplicaIdentity::Default,
+            columns: columns
+                .iter()
+                .map(|(n, k)| Column {
+                    name: (*n).into(),
+                    type_oid: 25,
+                    type_modifier: -1,
+                    key: *k,
+                    nullable: true,
+                })
+                .collect(),
+        })
+    }
+
+    fn v(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    fn txn(commit: u64, changes: Vec<Change>) -> LogRecord {
+        LogRecord::Transaction(Transaction {
+            kind: TxnKind::Stream,
+            xid: 1,
+            commit_lsn: Lsn(commit),
+            end_lsn: Lsn(commit + 1),
+            commit_ts: commit as i64,
+            changes,
+        })
+    }
+
+    fn ins(r: &Arc<RelationSchema>, vals: Vec<Value>) -> Change {
+        Change {
+            relation: r.clone(),
+            op: Op::Insert,
+            new: Some(vals),
+            old: None,
+        }
+    }
+    fn upd(r: &Arc<RelationSchema>, old: Option<Vec<Value>>, vals: Vec<Value>) -> Change {
+        Change {
+            relation: r.clone(),
+            op: Op::Update,
+            new: Some(vals),
+            old,
+        }
+    }
+    fn del(r: &Arc<RelationSchema>, old: Vec<Value>) -> Change {
+        Change {
+            relation: r.clone(),
+            op: Op::Delete,
+            new: None,
+            old: Some(old),
+        }
+    }
+
+    fn build(records: &[LogRecord]) -> (Batch, Checkpoint) {
+        let mut b = BatchBuilder::default();
+        for r in records {
+            b.push(r);
+        }
+        b.finish(LogPosition::single("0", records.len()))
+    }
+
+    #[test]
+    fn keeps_newest_change_per_key() {
+        let r = rel(&[("id", true), ("v", false)]);
+        let (batch, cp) = build(&[
+            txn(
+                10,
+                vec![ins(&r, vec![v("1"), v("a")]), ins(&r, vec![v("2"), v("b")])],
+            ),
+            txn(20, vec![upd(&r, None, vec![v("1"), v("a2")])]),
+            txn(30, vec![del(&r, vec![v("2"), Value::Null])]),
+        ]);
+        let rows = &batch.tables[0].rows;
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows[0],
+            Row {
+                op: RowOp::Upsert,
+                values: vec![v("1"), v("a2")],
+                lsn: Lsn(20),
+                commit_ts: 20
+            }
+        );
+        assert_eq!(rows[1].op, RowOp::Delete);
+        assert_eq!(rows[1].lsn, Lsn(30));
+        assert_eq!(batch.changes, 4);
+        assert_eq!(cp.applied_lsn, Lsn(31));
+        assert_eq!(cp.position, LogPosition::single("0", 3));
+    }
+
+    #[test]
+    fn insert_delete_reinsert_in_one_transaction() {
+        let r = rel(&[("id", true), ("v", false)]);
+        let (batch, _) = build(&[txn(
+            10,
+            vec![
+                ins(&r, vec![v("1"), v("a")]),
+                del(&r, vec![v("1"), Value::Null]),
+                ins(&r, vec![v("1"), v("c")]),
+            ],
+        )]);
+        assert_eq!(
+            batch.tables[0].rows,
+            vec![Row {
+                op: RowOp::Upsert,
+                values: vec![v("1"), v("c")],
+                lsn: Lsn(10),
+                commit_ts: 10
+            }]
+        );
+    }
+
+    #[test]
+    fn key_change_deletes_the_old_key() {
+        let r = rel(&[("id", true), ("v", false)]);
+        let (batch, _) = build(&[txn(
+            10,
+            vec![upd(
+                &r,
+                Some(vec![v("1"), Value::Null]),
+                vec![v("9"), v("x")],
+            )],
+        )]);
+        let rows = &batch.tables[0].rows;
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].op, &rows[0].values[0]), (RowOp::Delete, &v("1")));
+        assert_eq!((rows[1].op, &rows[1].values[0]), (RowOp::Upsert, &v("9")));
+    }
+
+    #[test]
+    fn unchanged_toast_filled_from_earlier_change_in_batch() {
+        let r = rel(&[("id", true), ("big", false), ("n", false)]);
+        let (batch, _) = build(&[
+            txn(10, vec![ins(&r, vec![v("1"), v("large"), v("0")])]),
+            txn(
+                20,
+                vec![upd(&r, None, vec![v("1"), Value::Unchanged, v("1")])],
+            ),
+            txn(
+                30,
+                vec![upd(&r, None, vec![v("2"), Value::Unchanged, v("1")])],
+            ),
+        ]);
+        let rows = &batch.tables[0].rows;
+        assert_eq!(rows[0].values, vec![v("1"), v("large"), v("1")]);
+        // Nothing earlier in the batch for key 2: the marker stays for the destination.
+        assert_eq!(rows[1].values, vec![v("2"), Value::Unchanged, v("1")]);
+    }
+
+    #[test]
+    fn truncate_drops_earlier_rows_and_sets_the_bound() {
+        let r = rel(&[("id", true)]);
+        let (batch, _) = build(&[
+            txn(10, vec![ins(&r, vec![v("1")])]),
+            txn(
+                20,
+                vec![
+                    Change {
+                        relation: r.clone(),
+                        op: Op::Truncate,
+                        new: None,
+                        old: None,
+                    },
+                    ins(&r, vec![v("2")]),
+                ],
+            ),
+        ]);
+        assert_eq!(batch.tables[0].truncate_below, Some(Lsn(20)));
+        assert_eq!(batch.tables[0].rows.len(), 1);
+        assert_eq!(batch.tables[0].rows[0].values, vec![v("2")]);
+    }
+
+    #[test]
+    fn skips_transactions_already_applied() {
+        let r = rel(&[("id", true)]);
+        let mut b = BatchBuilder::after(&Checkpoint {
+            applied_lsn: Lsn(21),
+            ..Default::default()
+        });
+        b.push(&txn(20, vec![ins(&r, vec![v("1")])]));
+        b.push(&txn(30, vec![ins(&r, vec![v("2")])]));
+        let (batch, cp) = b.finish(LogPosition::default());
+        assert_eq!(batch.tables[0].rows.len(), 1);
+        assert_eq!(batch.tables[0].rows[0].values, vec![v("2")]);
+        assert_eq!(cp.applied_lsn, Lsn(31));
+    }
+
+    #[test]
+    fn added_column_realigns_earlier_rows() {
+        let r1 = rel(&[("id", true), ("a", false)]);
+        let mut r2 = (*rel(&[("id", true), ("a", false), ("b", false)])).clone();
+        r2.version = 2;
+        let r2 = Arc::new(r2);
+        let (batch, _) = build(&[
+            txn(10, vec![ins(&r1, vec![v("1"), v("x")])]),
+            txn(20, vec![ins(&r2, vec![v("2"), v("y"), v("z")])]),
+        ]);
+        let t = &batch.tables[0];
+        assert_eq!(t.relation.columns.len(), 3);
+        assert_eq!(t.rows[0].values, vec![v("1"), v("x"), Value::Null]);
+        assert_eq!(t.rows[1].values, vec![v("2"), v("y"), v("z")]);
+    }
+
+    #[test]
+    fn tables_without_key_are_append_only() {
+        let r = rel(&[("a", false)]);
+        let (batch, _) = build(&[txn(
+            10,
+            vec![
+                ins(&r, vec![v("1")]),
+                ins(&r, vec![v("1")]),
+                del(&r, vec![v("1")]),
+            ],
+        )]);
+        assert_eq!(batch.tables[0].rows.len(), 2);
+        assert!(!batch.tables[0].keyed());
+    }
+}

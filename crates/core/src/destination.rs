@@ -1,0 +1,85 @@
+//! The destination contract: how a loader hands deduplicated batches to a warehouse.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Batch, Classify, LogPosition, Lsn};
+
+/// Names of the metadata columns every target table carries.
+pub mod meta {
+    /// Position of the change that last wrote the row (commit LSN as a signed 64-bit number).
+    pub const LSN: &str = "_sluice_lsn";
+    /// Commit time of that change at the source.
+    pub const COMMIT_TS: &str = "_sluice_commit_ts";
+    /// Whether the row was deleted at the source (soft deletes).
+    pub const DELETED: &str = "_sluice_deleted";
+    /// When the row was loaded.
+    pub const SYNCED_AT: &str = "_sluice_synced_at";
+    /// The checkpoint table in the target schema.
+    pub const CHECKPOINT_TABLE: &str = "_sluice_checkpoints";
+}
+
+/// What happens to a row deleted at the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteMode {
+    /// Keep the row with `_sluice_deleted = true` (history stays visible to views).
+    #[default]
+    Soft,
+    /// Remove the row.
+    Hard,
+}
+
+/// A loader's progress, stored in the destination in the same transaction as the data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Position in the change log just after the last record applied.
+    pub position: LogPosition,
+    /// End LSN of the last source transaction applied (`0/0` before any).
+    pub applied_lsn: Lsn,
+    /// Commit time of that transaction, microseconds since the Unix epoch (0 before any).
+    pub applied_commit_ts: i64,
+}
+
+/// What a destination can do, so generic code never branches on which destination it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Data and checkpoint commit in one transaction.
+    pub transactional: bool,
+    /// The largest batch the destination takes in one apply, if it has a limit.
+    pub max_batch_bytes: Option<usize>,
+}
+
+/// A warehouse that applies batches.
+///
+/// - **Atomicity**: `apply` commits the batch's rows and the checkpoint together: after a
+///   crash at any point either both are visible or neither is.
+/// - **Idempotence**: every target row carries the position of the change that wrote it, and a
+///   change is applied only when it is newer than what the row holds. Applying a batch again,
+///   wholly or partly applied before, leaves the tables as they are.
+/// - **Consistency**: a batch spans whole source transactions of every table, so the target
+///   never shows half of a source transaction.
+/// - **Concurrency**: one loader per pipeline; methods take `&mut self`.
+/// - **Cancellation**: `apply` is not cancellation safe; let it finish.
+pub trait Destination: Send {
+    type Error: std::error::Error + Classify + Send + Sync + 'static;
+
+    /// What this destination supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Creates what the destination needs (target schema, checkpoint table) and returns the
+    /// checkpoint stored for `pipeline`, if any.
+    fn open(
+        &mut self,
+        pipeline: &str,
+    ) -> impl Future<Output = Result<Option<Checkpoint>, Self::Error>> + Send;
+
+    /// Creates or evolves target tables as the batch's relations require, applies its rows and
+    /// stores `checkpoint` for the pipeline given to `open`, atomically.
+    fn apply(
+        &mut self,
+        batch: &Batch,
+        checkpoint: &Checkpoint,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
