@@ -1,0 +1,3 @@
+//! Tests of the test kit itself, against real servers.
+
+mod cluster;
