@@ -28,7 +28,10 @@ fn frames() -> Vec<Bytes> {
         .map(|(_, hex)| unhex(hex))
         .filter(|m| matches!(m.first(), Some(b'I' | b'U')))
         .collect();
-    assert!(!changes.is_empty(), "fixture has Insert and Update messages");
+    assert!(
+        !changes.is_empty(),
+        "fixture has Insert and Update messages"
+    );
     changes
         .iter()
         .cycle()

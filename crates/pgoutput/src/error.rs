@@ -50,7 +50,9 @@ pub enum DecodeError {
         offset: usize,
     },
     /// A tuple marker (`N`, `K`, `O`) is not the one the message type allows here.
-    #[error("unexpected tuple marker 0x{found:02x} in {what} at offset {offset}, expected {expected}")]
+    #[error(
+        "unexpected tuple marker 0x{found:02x} in {what} at offset {offset}, expected {expected}"
+    )]
     UnexpectedTupleMarker {
         what: &'static str,
         found: u8,

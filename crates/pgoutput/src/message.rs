@@ -304,7 +304,11 @@ fn decode(buf: Bytes, in_stream: bool) -> Result<Message> {
     };
     let mut r = Reader::new(buf, 1, what);
     let xid = |r: &mut Reader| -> Result<Option<u32>> {
-        if in_stream { r.u32().map(Some) } else { Ok(None) }
+        if in_stream {
+            r.u32().map(Some)
+        } else {
+            Ok(None)
+        }
     };
     let msg = match tag {
         b'B' => Message::Begin(Begin {
