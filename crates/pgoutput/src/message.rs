@@ -504,3 +504,42 @@ fn old_kind(r: &Reader, marker: u8, offset: usize, expected: &'static str) -> Re
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_option_bits() {
+        // the fixtures only hold options 0 and 3; check each bit on its own
+        for (options, cascade, restart_identity) in
+            [(0u8, false, false), (1, true, false), (2, false, true), (3, true, true)]
+        {
+            let buf = Bytes::from(vec![b'T', 0, 0, 0, 1, options, 0, 0, 0x40, 0x15]);
+            assert_eq!(
+                decode_message(buf),
+                Ok(Message::Truncate(Truncate {
+                    xid: None,
+                    cascade,
+                    restart_identity,
+                    rel_ids: vec![0x4015],
+                }))
+            );
+        }
+    }
+
+    #[test]
+    fn stream_abort_with_abort_position() {
+        let mut buf = vec![b'A', 0, 0, 0, 7, 0, 0, 0, 8];
+        buf.extend_from_slice(&0x10_u64.to_be_bytes());
+        buf.extend_from_slice(&(-5_i64).to_be_bytes());
+        assert_eq!(
+            decode_message(Bytes::from(buf)),
+            Ok(Message::StreamAbort(StreamAbort {
+                xid: 7,
+                subxid: 8,
+                abort_position: Some((Lsn(0x10), -5)),
+            }))
+        );
+    }
+}
