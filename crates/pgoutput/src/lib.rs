@@ -5,12 +5,17 @@
 //! - [`decode_frame`] reads the payload of a CopyData message of a `START_REPLICATION`
 //!   copy-both stream: XLogData (`'w'`) or a primary keepalive (`'k'`).
 //!   [`encode_status_update`] writes the standby status update (`'r'`) the client sends back.
-//!   Wire formats in [`frame`](crate::Frame).
 //! - [`decode_message`] reads one pgoutput message (the `data` of an XLogData frame): protocol
 //!   version 1 in full, plus the streaming messages of version 2 ([`MessageDecoder`] tracks
-//!   streamed blocks). Wire formats in the `message` and `tuple` module docs, repeated here:
+//!   streamed blocks).
+//!
+//! The field-by-field layouts are in the `frame`, `message` and `tuple` module docs; in short
+//! (big-endian integers, NUL-terminated strings, LSNs as `Int64`, times as `Int64`
+//! microseconds since 2000-01-01 UTC, see [`time`]):
 //!
 //! ```text
+//! frames:   'w' wal_start wal_end send_time data | 'k' wal_end send_time reply_requested
+//!           'r' write flush apply client_time reply_requested   (client to server)
 //! Begin 'B' | Commit 'C' | Origin 'O' | Relation 'R' | Type 'Y' | Insert 'I' | Update 'U'
 //! Delete 'D' | Truncate 'T' | Message 'M' | Stream Start 'S' | Stream Stop 'E'
 //! Stream Commit 'c' | Stream Abort 'A'

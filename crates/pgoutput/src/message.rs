@@ -512,9 +512,12 @@ mod tests {
     #[test]
     fn truncate_option_bits() {
         // the fixtures only hold options 0 and 3; check each bit on its own
-        for (options, cascade, restart_identity) in
-            [(0u8, false, false), (1, true, false), (2, false, true), (3, true, true)]
-        {
+        for (options, cascade, restart_identity) in [
+            (0u8, false, false),
+            (1, true, false),
+            (2, false, true),
+            (3, true, true),
+        ] {
             let buf = Bytes::from(vec![b'T', 0, 0, 0, 1, options, 0, 0, 0x40, 0x15]);
             assert_eq!(
                 decode_message(buf),
