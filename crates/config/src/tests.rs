@@ -1,0 +1,201 @@
+use std::collections::BTreeMap;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const DESIGN_EXAMPLE: &str = r#"
+[source]
+url = "postgres://sluice:${PGPASSWORD}@localhost:5432/shop?sslmode=prefer"
+tables = ["public.orders", "public.inventory_movements"]
+slot = "sluice"
+publication = "sluice"
+
+[log]
+kind = "local"
+path = "./sluice-data/log"
+
+[target]
+kind = "duckdb"
+path = "./sluice-data/warehouse.duckdb"
+schema = "raw"
+deletes = "soft"
+
+[load]
+flush_interval_ms = 1000
+max_batch_bytes = "64MiB"
+"#;
+
+fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn paths(err: ConfigError) -> Vec<String> {
+    err.problems().into_iter().map(|p| p.path).collect()
+}
+
+#[test]
+fn parses_the_design_example() {
+    let c = Config::from_toml(DESIGN_EXAMPLE, &vars(&[("PGPASSWORD", "s3cr3t")])).expect("parses");
+    c.validate().expect("valid");
+    assert_eq!(
+        c.source.url.expose_secret(),
+        "postgres://sluice:s3cr3t@localhost:5432/shop?sslmode=prefer"
+    );
+    assert_eq!(c.source.tables.len(), 2);
+    assert_eq!(c.log.kind, "local");
+    assert_eq!(c.target.kind, "duckdb");
+    assert_eq!(
+        c.target.rest.get("schema").and_then(|v| v.as_str()),
+        Some("raw")
+    );
+    assert_eq!(c.load.max_batch_bytes, ByteSize(64 << 20));
+    assert_eq!(c.pipeline, DEFAULT_PIPELINE);
+}
+
+#[test]
+fn debug_never_shows_the_password() {
+    let c = Config::from_toml(DESIGN_EXAMPLE, &vars(&[("PGPASSWORD", "s3cr3t")])).expect("parses");
+    let printed = format!("{c:?}");
+    assert!(!printed.contains("s3cr3t"), "{printed}");
+    assert!(printed.contains("sluice:****@localhost"), "{printed}");
+}
+
+#[test]
+fn unset_variable_names_the_field() {
+    let err = Config::from_toml(DESIGN_EXAMPLE, &vars(&[])).expect_err("unset var");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("source.url: environment variable PGPASSWORD is not set"),
+        "{text}"
+    );
+}
+
+#[test]
+fn environment_overrides_beat_the_file() {
+    let c = Config::from_toml(
+        DESIGN_EXAMPLE,
+        &vars(&[
+            ("PGPASSWORD", "x"),
+            ("SLUICE__LOAD__FLUSH_INTERVAL_MS", "200"),
+            ("SLUICE__TARGET__SCHEMA", "other"),
+        ]),
+    )
+    .expect("parses");
+    assert_eq!(c.load.flush_interval_ms, 200);
+    assert_eq!(
+        c.target.rest.get("schema").and_then(|v| v.as_str()),
+        Some("other")
+    );
+}
+
+#[test]
+fn unknown_keys_and_sections_are_named() {
+    let text = DESIGN_EXAMPLE.replace("slot = \"sluice\"", "slott = \"sluice\"") + "\n[extra]\n";
+    let err = Config::from_toml(&text, &vars(&[("PGPASSWORD", "x")])).expect_err("unknown");
+    let p = paths(err);
+    assert!(p.contains(&"source".to_owned()), "{p:?}");
+    assert!(p.contains(&"extra".to_owned()), "{p:?}");
+}
+
+#[test]
+fn missing_source_is_named() {
+    let err =
+        Config::from_toml("[load]\nflush_interval_ms = 5\n", &vars(&[])).expect_err("no source");
+    assert_eq!(paths(err), vec!["source".to_owned()]);
+}
+
+#[test]
+fn negative_and_bad_sizes_are_refused() {
+    for bad in ["-5", "\"12 parsecs\"", "\"abc\""] {
+        let text = DESIGN_EXAMPLE.replace("\"64MiB\"", bad);
+        let err = Config::from_toml(&text, &vars(&[("PGPASSWORD", "x")])).expect_err(bad);
+        assert_eq!(paths(err), vec!["load".to_owned()], "{bad}");
+    }
+}
+
+#[test]
+fn validate_names_every_bad_field() {
+    let text = DESIGN_EXAMPLE
+        .replace("\"64MiB\"", "\"100kB\"")
+        .replace("flush_interval_ms = 1000", "flush_interval_ms = 0")
+        .replace("\"public.orders\", ", "\"orders\", ")
+        .replace("slot = \"sluice\"", "slot = \"Bad-Slot\"");
+    let c = Config::from_toml(&text, &vars(&[("PGPASSWORD", "x")])).expect("parses");
+    let p = paths(c.validate().expect_err("invalid"));
+    assert_eq!(
+        p,
+        vec![
+            "source.tables[0]",
+            "source.slot",
+            "load.flush_interval_ms",
+            "load.max_batch_bytes"
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_give_the_line() {
+    let err = Config::from_toml("[source]\nurl = \n", &vars(&[])).expect_err("syntax");
+    assert!(err.to_string().contains("line 2"), "{err}");
+}
+
+#[test]
+fn interpolation_escapes_and_errors() {
+    let v = vars(&[("A", "1")]);
+    let mut t: toml::Table = "x = \"${A}-$${A}-$5\"\ny = \"${A\"\n"
+        .parse()
+        .expect("toml");
+    let err = interpolate(&mut t, &v).expect_err("unterminated");
+    assert_eq!(paths(err), vec!["y"]);
+    let mut t: toml::Table = "x = \"${A}-$${A}-$5\"".parse().expect("toml");
+    interpolate(&mut t, &v).expect("ok");
+    assert_eq!(t["x"].as_str(), Some("1-${A}-$5"));
+}
+
+#[test]
+fn byte_sizes() {
+    assert_eq!(parse_byte_size("64MiB"), Ok(64 << 20));
+    assert_eq!(parse_byte_size("1 GB"), Ok(1_000_000_000));
+    assert_eq!(parse_byte_size("1.5KiB"), Ok(1536));
+    assert_eq!(parse_byte_size("42"), Ok(42));
+    assert!(parse_byte_size("1 XB").is_err());
+    assert!(parse_byte_size("").is_err());
+}
+
+#[test]
+fn table_patterns() {
+    assert_eq!(
+        parse_table_pattern("public.orders"),
+        Ok(("public".into(), Some("orders".into())))
+    );
+    assert_eq!(parse_table_pattern("sales.*"), Ok(("sales".into(), None)));
+    assert_eq!(
+        parse_table_pattern("\"My Schema\".\"Odd.\"\"Name\""),
+        Ok(("My Schema".into(), Some("Odd.\"Name".into())))
+    );
+    assert_eq!(
+        parse_table_pattern("s.\"*\""),
+        Ok(("s".into(), Some("*".into())))
+    );
+    for bad in ["orders", "a.b.c", ".x", "x.", "\"unterminated.x", "a\"b.c"] {
+        assert!(parse_table_pattern(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn redacts_passwords_in_urls() {
+    assert_eq!(
+        redact_url("postgres://u:p@h:5/db?x=1"),
+        "postgres://u:****@h:5/db?x=1"
+    );
+    assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+    assert_eq!(
+        redact_url("postgres://u:p%40ss@h/db"),
+        "postgres://u:****@h/db"
+    );
+}
