@@ -260,7 +260,7 @@ pub fn parse_table_pattern(pattern: &str) -> Result<(String, Option<String>), St
         .ok_or_else(|| format!("{pattern:?} is not of the form schema.table or schema.*"))?;
     match parts.as_slice() {
         [(schema, _), (table, quoted)] if !schema.is_empty() && !table.is_empty() => {
-            let table = (!(table == "*" && !quoted)).then(|| table.clone());
+            let table = (table != "*" || *quoted).then(|| table.clone());
             Ok((schema.clone(), table))
         }
         _ => Err(format!(
