@@ -280,6 +280,7 @@ impl PgCluster {
 
     fn start_with(options: PgClusterBuilder) -> Result<PgCluster> {
         let template = template_data_dir()?;
+        sweep_stale_clusters();
         let root = std::env::temp_dir().join(format!("sluice-testkit-cluster-{}", unique_suffix()));
         fs::create_dir(&root).map_err(Error::io(format!(
             "create directory \"{}\"",
@@ -472,6 +473,46 @@ impl Drop for PgCluster {
             drop(stdin);
             let _ = child.wait();
         }
+    }
+}
+
+/// Removes cluster directories whose test process is gone but whose watchdog did not clean up
+/// (it was killed too, or the machine lost power), stopping their server first. A server is
+/// signalled only when `/proc/PID/cmdline` names that very data directory. Best effort.
+fn sweep_stale_clusters() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("sluice-testkit-cluster-"))
+        else {
+            continue;
+        };
+        let Some(owner) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if kill(Pid::from_raw(owner), None).is_ok() {
+            continue; // The owning test process still runs (or its PID was reused): keep.
+        }
+        let root = entry.path();
+        let data = root.join("data");
+        if let Some(pid) = fs::read_to_string(data.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let ours = String::from_utf8_lossy(&cmdline).contains(&*data.to_string_lossy());
+            if ours && kill(Pid::from_raw(pid), Signal::SIGQUIT).is_ok() {
+                let deadline = Instant::now() + STOP_TIMEOUT;
+                while kill(Pid::from_raw(pid), None).is_ok() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&root);
     }
 }
 

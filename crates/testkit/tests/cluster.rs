@@ -176,3 +176,15 @@ fn watchdog_cleans_up_after_an_abort() {
     wait_until("the aborted test's server stops", || !alive(pid));
     wait_until("the aborted test's directory is removed", || !root.exists());
 }
+
+#[test]
+fn stale_cluster_directories_are_swept() {
+    // A directory left by a test process that no longer exists (PID 0x7ffffffe is above
+    // pid_max on Linux, so it never runs).
+    let stale = std::env::temp_dir().join("sluice-testkit-cluster-2147483646-0-stale");
+    std::fs::create_dir_all(stale.join("data")).expect("create stale dir");
+    std::fs::write(stale.join("data/postmaster.pid"), "2147483646\n").expect("pid file");
+    let cluster = PgCluster::start().expect("start");
+    assert!(!stale.exists(), "stale directory survived");
+    drop(cluster);
+}
