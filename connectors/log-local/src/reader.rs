@@ -212,6 +212,8 @@ pub(crate) fn parse_position(position: &LogPosition) -> Result<Option<u64>> {
 
 struct OpenSegment {
     path: PathBuf,
+    /// Offset of the segment's first record.
+    first: u64,
     reader: BufReader<File>,
     /// Byte position of the next frame.
     pos: u64,
@@ -247,6 +249,7 @@ impl OpenSegment {
         Ok(Some((
             OpenSegment {
                 path: path.to_owned(),
+                first,
                 reader,
                 pos: HEADER_LEN as u64,
                 file_len,
@@ -409,12 +412,21 @@ impl Cursor {
     /// more are available below `limit` (the writer's durable end, when known).
     fn fill(&mut self, max_bytes: usize, limit: Option<u64>) -> Result<()> {
         while self.pending.is_empty() || self.pending_bytes < max_bytes {
-            match self.read_one(limit)? {
-                Some((record, size)) => {
+            match self.read_one(limit) {
+                Ok(Some((record, size))) => {
                     self.pending_bytes += size;
                     self.pending.push_back((record, size));
                 }
-                None => break,
+                Ok(None) => break,
+                Err(e) => {
+                    // The cursor stays before the failing record: reopen there next time, so
+                    // the records read so far are returned first and the error comes after.
+                    self.segment = None;
+                    if self.pending.is_empty() {
+                        return Err(e);
+                    }
+                    break;
+                }
             }
         }
         Ok(())
@@ -466,14 +478,14 @@ impl Cursor {
             };
             let reason = match step {
                 Step::Record(len) => {
+                    let record =
+                        decode_record(&self.payload).map_err(|source| LogError::Decode {
+                            segment: seg.path.clone(),
+                            offset: next,
+                            source,
+                        })?;
                     seg.pos += FRAME_HEADER_LEN as u64 + len;
                     self.next = Some(next + 1);
-                    let record = decode_record(&self.payload).map_err(|source| LogError::Decode {
-                        segment: seg.path.clone(),
-                        offset: next,
-                        source,
-                    });
-                    let record = record?;
                     let size = self.payload.len();
                     return Ok(Some((
                         ReadRecord {
@@ -511,7 +523,11 @@ impl Cursor {
             if durable {
                 return Err(corrupt(reason.to_owned()));
             }
-            if self.dir.join(segment_file_name(next)).exists() {
+            let first = seg.first;
+            if list_segments(&self.dir)?
+                .iter()
+                .any(|s| s.first_offset > first)
+            {
                 // The writer has moved on, so this segment is finished. What looked like an
                 // append in progress may have completed meanwhile: look once more.
                 if !retried {
