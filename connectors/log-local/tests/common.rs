@@ -37,7 +37,7 @@ pub fn relation(name: &str) -> Arc<RelationSchema> {
 
 /// A transaction of `changes` changes cycling through every op and value kind.
 pub fn transaction(i: u64, changes: usize) -> LogRecord {
-    let rel = relation(if i % 2 == 0 {
+    let rel = relation(if i.is_multiple_of(2) {
         "orders"
     } else {
         "inventory \"movements\""
@@ -69,7 +69,7 @@ pub fn transaction(i: u64, changes: usize) -> LogRecord {
         })
         .collect();
     LogRecord::Transaction(Transaction {
-        kind: if i % 5 == 0 {
+        kind: if i.is_multiple_of(5) {
             TxnKind::Snapshot
         } else {
             TxnKind::Stream
