@@ -110,9 +110,61 @@ pub enum Error {
     /// The server sent something the protocol does not allow here.
     #[error("protocol violation on the replication connection: {0}")]
     Protocol(String),
+
+    /// A replication message could not be decoded.
+    #[error("malformed replication message")]
+    Decode(#[from] sluice_pgoutput::DecodeError),
+
+    /// The source is not set up the way capture needs: the message says what is wrong, the
+    /// hint what to do.
+    #[error("{message}. {hint}")]
+    Prerequisite { message: String, hint: String },
+
+    /// A value captured from the source cannot be represented.
+    #[error("column \"{column}\" of table {table}: {reason}")]
+    Value {
+        table: sluice_core::TableId,
+        column: String,
+        reason: String,
+    },
+
+    /// The initial snapshot's `COPY` output could not be read.
+    #[error("snapshot of table {table}: {reason}")]
+    Snapshot {
+        table: sluice_core::TableId,
+        reason: String,
+    },
+
+    /// Appending to the change log failed.
+    #[error("appending to the change log failed")]
+    ChangeLog {
+        class: ErrorClass,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {
+    pub(crate) fn prerequisite(message: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Prerequisite {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    pub(crate) fn client(action: impl Into<String>, source: tokio_postgres::Error) -> Error {
+        Error::Client {
+            action: action.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn snapshot(relation: &sluice_core::RelationSchema, reason: String) -> Error {
+        Error::Snapshot {
+            table: relation.table.clone(),
+            reason,
+        }
+    }
+
     pub(crate) fn config(reason: impl Into<String>) -> Error {
         Error::Config {
             reason: reason.into(),
@@ -160,6 +212,11 @@ impl Error {
             Error::Server(e) => ErrorClass::from_sqlstate(&e.code),
             Error::Client { source, .. } => client_class(source),
             Error::Protocol(_) => ErrorClass::Transient,
+            // Malformed input from the server cannot be skipped without losing changes.
+            Error::Decode(_) | Error::Snapshot { .. } => ErrorClass::Fatal,
+            Error::Prerequisite { .. } => ErrorClass::Fatal,
+            Error::Value { .. } => ErrorClass::Fatal,
+            Error::ChangeLog { class, .. } => *class,
         }
     }
 }

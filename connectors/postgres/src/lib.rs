@@ -7,14 +7,26 @@
 //! - [`ReplicationClient`] speaks the replication protocol itself (tokio-postgres has no
 //!   copy-both mode): `IDENTIFY_SYSTEM`, `CREATE_REPLICATION_SLOT` with an exported snapshot,
 //!   `START_REPLICATION` into a [`ReplicationStream`] of raw `CopyData` payloads.
+//! - [`Capture`] runs the source side of a pipeline: publication and slot set-up, the initial
+//!   snapshot ([`snapshot`]) and streaming, appending to a change log.
 //! - [`Error`] says through [`Error::class`] whether to retry, park or stop.
 
+mod capture;
+mod catalog;
 mod config;
 mod connect;
 mod error;
 mod ident;
+mod publication;
 mod replication;
+mod slot;
+pub mod snapshot;
 mod tls;
+
+pub use capture::{Capture, CaptureControl, CaptureOptions, CaptureReport};
+pub use catalog::{TablePattern, relation_schema, resolve_tables};
+pub use publication::published_tables;
+pub use slot::{SlotState, find as find_slot};
 
 pub use config::{DEFAULT_PORT, SourceConfig, SslMode};
 pub use connect::connect;

@@ -98,7 +98,19 @@ impl ReplicationClient {
     /// Connects (TLS as `cfg.sslmode` says), authenticates and enters logical replication mode.
     pub async fn connect(cfg: &SourceConfig) -> Result<ReplicationClient> {
         let stream = open_stream(cfg).await?;
-        let started = startup(stream, cfg, &[("replication", "database")]).await?;
+        // The session settings make pgoutput print values exactly as the snapshot's COPY does.
+        let started = startup(
+            stream,
+            cfg,
+            &[
+                ("replication", "database"),
+                ("DateStyle", "ISO"),
+                ("IntervalStyle", "postgres"),
+                ("extra_float_digits", "3"),
+                ("TimeZone", "UTC"),
+            ],
+        )
+        .await?;
         Ok(ReplicationClient {
             wire: started.wire,
             parameters: started.parameters,

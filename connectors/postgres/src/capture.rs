@@ -1,0 +1,680 @@
+//! Capture: the source's changes into the change log.
+//!
+//! On start, capture decides from the slot and from the last record of the change log what to
+//! do:
+//!
+//! | slot | last record in the log | action |
+//! |---|---|---|
+//! | none | none | create the slot, snapshot, stream |
+//! | exists | none, or a snapshot not finished | drop and re-create the slot, snapshot again, stream |
+//! | exists | snapshot end or a streamed transaction | stream from the slot's confirmed position |
+//! | none | anything | stop: changes may have been lost |
+//!
+//! **Progress rule.** The flush position reported to the server is the end LSN of the last
+//! transaction whose record `append` has returned for (durable), or, while no transaction is in
+//! flight and nothing is waiting to be appended, the server's latest keepalive position (so the
+//! slot keeps up on an idle publication). It never moves backwards.
+//!
+//! **Re-delivery.** After a restart the server resends transactions after the slot's confirmed
+//! position; those at or below the end LSN of the last streamed transaction in the log are
+//! skipped, so the log never holds a transaction twice.
+//!
+//! Completed transactions are appended in groups (one fsync per group) when the group reaches
+//! [`GROUP_BYTES`], when the stream pauses for [`GROUP_WAIT`], or on a keepalive.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use sluice_core::{
+    Change, ChangeLogWriter, Classify, Column, LastAppended, LogRecord, Lsn, Op, RelationSchema,
+    TableId, Transaction, TxnKind, Value,
+};
+use sluice_pgoutput::{Frame, Message, OldKind, StatusUpdate, Tuple, TupleValue};
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{self, TablePattern};
+use crate::config::SourceConfig;
+use crate::error::{Error, Result};
+use crate::replication::{ReplicationClient, ReplicationStream, SlotOptions};
+use crate::{connect, ident, publication, slot, snapshot};
+
+/// Append a group of transactions once it holds this many bytes: big enough to amortise the
+/// fsync, small enough to bound memory.
+pub const GROUP_BYTES: usize = 8 * 1024 * 1024;
+/// Append a group once the stream has been quiet this long: keeps latency low at low rates.
+pub const GROUP_WAIT: Duration = Duration::from_millis(10);
+/// Snapshot rows are appended in records of about this size.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Longest gap between standby status updates; shortened to a third of the server's
+/// `wal_sender_timeout` when that is smaller.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What to capture.
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    pub tables: Vec<TablePattern>,
+    pub slot: String,
+    pub publication: String,
+}
+
+/// When capture stops.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureControl {
+    /// Stop streaming, append what is complete, report the final position, return.
+    pub shutdown: CancellationToken,
+    /// Return once everything committed at the source before capture started is appended.
+    pub until_caught_up: bool,
+}
+
+/// What a capture run did.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureReport {
+    pub snapshot_rows: u64,
+    pub transactions: u64,
+    pub changes: u64,
+    /// The last position reported to the server as flushed.
+    pub confirmed: Lsn,
+}
+
+/// The PostgreSQL capture.
+pub struct Capture {
+    source: SourceConfig,
+    options: CaptureOptions,
+}
+
+impl Capture {
+    pub fn new(source: SourceConfig, options: CaptureOptions) -> Self {
+        Capture { source, options }
+    }
+
+    /// Runs capture into `log` until shut down (or caught up, when asked).
+    pub async fn run<W: ChangeLogWriter>(
+        &self,
+        log: &mut W,
+        control: &CaptureControl,
+    ) -> Result<CaptureReport> {
+        let client = connect(&self.source).await?;
+        check_server(&client).await?;
+        let target = current_wal_lsn(&client).await?;
+        let tables = catalog::resolve_tables(&client, &self.options.tables).await?;
+        publication::ensure(
+            &client,
+            &self.options.publication,
+            &self.options.tables,
+            &tables,
+        )
+        .await?;
+        let slot_name = &self.options.slot;
+        let existing = slot::find(&client, slot_name).await?;
+        if let Some(s) = &existing {
+            slot::check_usable(slot_name, s, &self.source.dbname)?;
+        }
+        let last = log.last_appended();
+        let snapshot_done = matches!(
+            last,
+            Some(LastAppended::SnapshotEnd { .. })
+                | Some(LastAppended::Transaction {
+                    kind: TxnKind::Stream,
+                    ..
+                })
+        );
+        let mut report = CaptureReport::default();
+        let mut repl = ReplicationClient::connect(&self.source).await?;
+        let mut skip_through = Lsn::ZERO;
+        match (existing.is_some(), snapshot_done) {
+            (true, true) => {
+                if let Some(LastAppended::Transaction { end_lsn, .. }) = last {
+                    skip_through = end_lsn;
+                }
+            }
+            (false, true) => {
+                return Err(Error::prerequisite(
+                    format!(
+                        "replication slot \"{slot_name}\" does not exist, but the change log already holds changes from it"
+                    ),
+                    "Changes made while the slot was missing cannot be recovered. Remove the change log directory and the target tables, then sync again to take a new snapshot.",
+                ));
+            }
+            (slot_exists, false) => {
+                if slot_exists {
+                    tracing::info!(slot = %slot_name, "snapshot was not finished: re-creating the slot");
+                    repl.drop_slot(slot_name, false).await?;
+                }
+                report.snapshot_rows = self.snapshot(&mut repl, log, &tables).await?;
+            }
+        }
+        let server_timeout = wal_sender_timeout(&client).await?;
+        let status_interval = server_timeout
+            .filter(|t| !t.is_zero())
+            .map_or(STATUS_INTERVAL, |t| STATUS_INTERVAL.min(t / 3));
+        let publication_names = ident::publication_names(&[self.options.publication.as_str()]);
+        let stream = repl
+            .start_replication(
+                slot_name,
+                Lsn::ZERO,
+                &[
+                    ("proto_version", "1"),
+                    ("publication_names", &publication_names),
+                ],
+            )
+            .await?;
+        let mut streamer = Streamer {
+            client: &client,
+            relations: HashMap::new(),
+            txn: None,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            durable: skip_through,
+            confirmed: Lsn::ZERO,
+            server_end: Lsn::ZERO,
+            skip_through,
+            report,
+            status_buf: BytesMut::with_capacity(64),
+        };
+        let caught_up_at = control.until_caught_up.then_some(target);
+        let result = streamer
+            .stream(stream, log, control, status_interval, caught_up_at)
+            .await;
+        let report = streamer.report;
+        result.map(|()| report)
+    }
+
+    async fn snapshot<W: ChangeLogWriter>(
+        &self,
+        repl: &mut ReplicationClient,
+        log: &mut W,
+        tables: &[TableId],
+    ) -> Result<u64> {
+        let created = repl
+            .create_slot(&self.options.slot, &SlotOptions::default())
+            .await?;
+        let cp = created.consistent_point;
+        let snapshot_name = created.snapshot_name.ok_or_else(|| {
+            Error::Protocol("CREATE_REPLICATION_SLOT returned no snapshot name".to_owned())
+        })?;
+        tracing::info!(slot = %self.options.slot, lsn = %cp, tables = tables.len(), "slot created, copying tables");
+        // The exported snapshot lives while `repl` stays idle: copy on another connection.
+        let copier = connect(&self.source).await?;
+        snapshot::begin(&copier, &snapshot_name).await?;
+        let mut relations = Vec::with_capacity(tables.len());
+        for t in tables {
+            relations.push(Arc::new(catalog::relation_schema(&copier, t).await?));
+        }
+        append(
+            log,
+            &[LogRecord::SnapshotBegin {
+                consistent_point: cp,
+                relations: relations.clone(),
+            }],
+        )
+        .await?;
+        let rows_at = Lsn(cp.0.saturating_sub(1));
+        let commit_ts = unix_micros_now();
+        let mut total = 0;
+        for relation in &relations {
+            let started = Instant::now();
+            let mut sink = SnapshotSink {
+                log: &mut *log,
+                relation,
+                rows_at,
+                commit_ts,
+            };
+            let rows =
+                snapshot::copy_table(&copier, relation, SNAPSHOT_CHUNK_BYTES, &mut sink).await?;
+            total += rows;
+            tracing::info!(table = %relation.table, rows, elapsed_ms = started.elapsed().as_millis() as u64, "table copied");
+        }
+        snapshot::commit(&copier).await?;
+        append(
+            log,
+            &[LogRecord::SnapshotEnd {
+                consistent_point: cp,
+            }],
+        )
+        .await?;
+        Ok(total)
+    }
+}
+
+/// Appends snapshot rows as snapshot transactions positioned just before the consistent point.
+struct SnapshotSink<'a, W> {
+    log: &'a mut W,
+    relation: &'a Arc<RelationSchema>,
+    rows_at: Lsn,
+    commit_ts: i64,
+}
+
+impl<W: ChangeLogWriter> snapshot::RowSink for SnapshotSink<'_, W> {
+    async fn accept(&mut self, rows: Vec<Vec<Value>>) -> Result<()> {
+        let changes = rows
+            .into_iter()
+            .map(|new| Change {
+                relation: self.relation.clone(),
+                op: Op::Insert,
+                new: Some(new),
+                old: None,
+            })
+            .collect();
+        let record = LogRecord::Transaction(Transaction {
+            kind: TxnKind::Snapshot,
+            xid: 0,
+            commit_lsn: self.rows_at,
+            end_lsn: self.rows_at,
+            commit_ts: self.commit_ts,
+            changes,
+        });
+        append(self.log, &[record]).await
+    }
+}
+
+async fn append<W: ChangeLogWriter>(log: &mut W, records: &[LogRecord]) -> Result<()> {
+    log.append(records).await.map_err(|e| Error::ChangeLog {
+        class: e.class(),
+        source: Box::new(e),
+    })
+}
+
+async fn check_server(client: &Client) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('wal_level'), current_setting('server_version_num')::int, \
+                    current_setting('server_encoding')",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::client("reading server settings", e))?;
+    let wal_level: String = row.get(0);
+    let version: i32 = row.get(1);
+    let encoding: String = row.get(2);
+    if wal_level != "logical" {
+        return Err(Error::prerequisite(
+            format!("wal_level is \"{wal_level}\", logical replication needs \"logical\""),
+            "Set wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL.",
+        ));
+    }
+    if version < 100_000 {
+        return Err(Error::prerequisite(
+            format!("PostgreSQL {version} is not supported"),
+            "Sluice needs PostgreSQL 10 or later (pgoutput); it is tested on 15.",
+        ));
+    }
+    if encoding != "UTF8" {
+        return Err(Error::prerequisite(
+            format!("server_encoding is \"{encoding}\", Sluice needs UTF8"),
+            "Capture from a database created with ENCODING 'UTF8'.",
+        ));
+    }
+    Ok(())
+}
+
+async fn current_wal_lsn(client: &Client) -> Result<Lsn> {
+    let row = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .map_err(|e| Error::client("reading the current WAL position", e))?;
+    row.get::<_, String>(0)
+        .parse()
+        .map_err(|_| Error::Protocol("pg_current_wal_lsn() returned an invalid LSN".to_owned()))
+}
+
+async fn wal_sender_timeout(client: &Client) -> Result<Option<Duration>> {
+    let row = client
+        .query_one(
+            "SELECT setting::bigint, unit FROM pg_settings WHERE name = 'wal_sender_timeout'",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::client("reading wal_sender_timeout", e))?;
+    let value: i64 = row.get(0);
+    let unit: Option<String> = row.get(1);
+    let millis = match unit.as_deref() {
+        Some("s") => value.saturating_mul(1000),
+        _ => value,
+    };
+    Ok(u64::try_from(millis).ok().map(Duration::from_millis))
+}
+
+fn unix_micros_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+struct OpenTxn {
+    xid: u32,
+    commit_ts: i64,
+    changes: Vec<Change>,
+    bytes: usize,
+}
+
+struct Streamer<'a> {
+    client: &'a Client,
+    relations: HashMap<u32, Arc<RelationSchema>>,
+    txn: Option<OpenTxn>,
+    pending: Vec<LogRecord>,
+    pending_bytes: usize,
+    /// End LSN of the last transaction known durable in the log.
+    durable: Lsn,
+    /// The last flush position sent to the server.
+    confirmed: Lsn,
+    /// The server's latest keepalive position.
+    server_end: Lsn,
+    skip_through: Lsn,
+    report: CaptureReport,
+    status_buf: BytesMut,
+}
+
+enum Next {
+    Frame(bytes::Bytes),
+    Quiet,
+    End,
+    Shutdown,
+}
+
+impl Streamer<'_> {
+    async fn stream<W: ChangeLogWriter>(
+        &mut self,
+        mut stream: ReplicationStream,
+        log: &mut W,
+        control: &CaptureControl,
+        status_interval: Duration,
+        caught_up_at: Option<Lsn>,
+    ) -> Result<()> {
+        let mut last_status = Instant::now();
+        let outcome = loop {
+            let wait = if self.pending.is_empty() {
+                status_interval
+            } else {
+                GROUP_WAIT
+            };
+            // `recv` is cancellation safe, so losing the race to the timer or shutdown is fine.
+            let next = tokio::select! {
+                biased;
+                () = control.shutdown.cancelled() => Next::Shutdown,
+                r = tokio::time::timeout(wait, stream.recv()) => match r {
+                    Err(_) => Next::Quiet,
+                    Ok(r) => match r? {
+                        Some(b) => Next::Frame(b),
+                        None => Next::End,
+                    },
+                },
+            };
+            match next {
+                Next::Shutdown => break Ok(()),
+                Next::End => break Err(Error::Closed),
+                Next::Quiet => self.flush(log).await?,
+                Next::Frame(bytes) => match sluice_pgoutput::decode_frame(bytes)? {
+                    Frame::XLogData(x) => {
+                        let message = sluice_pgoutput::decode_message(x.data)?;
+                        self.handle(message).await?;
+                        if self.pending_bytes >= GROUP_BYTES {
+                            self.flush(log).await?;
+                        }
+                    }
+                    Frame::PrimaryKeepalive(k) => {
+                        self.server_end = self.server_end.max(k.wal_end);
+                        self.flush(log).await?;
+                        if k.reply_requested {
+                            self.send_status(&mut stream).await?;
+                            last_status = Instant::now();
+                        }
+                    }
+                },
+            }
+            if last_status.elapsed() >= status_interval || self.ack_position() > self.confirmed {
+                self.send_status(&mut stream).await?;
+                last_status = Instant::now();
+            }
+            if let Some(target) = caught_up_at
+                && self.idle()
+                && self.durable.max(self.server_end) >= target
+            {
+                tracing::info!(lsn = %self.confirmed, "caught up");
+                break Ok(());
+            }
+        };
+        if outcome.is_ok() {
+            self.flush(log).await?;
+            self.send_status(&mut stream).await?;
+            stream.finish().await?.close().await?;
+        }
+        self.report.confirmed = self.confirmed;
+        outcome
+    }
+
+    fn idle(&self) -> bool {
+        self.txn.is_none() && self.pending.is_empty()
+    }
+
+    /// The position the progress rule allows acknowledging now.
+    fn ack_position(&self) -> Lsn {
+        let position = if self.idle() {
+            self.durable.max(self.server_end)
+        } else {
+            self.durable
+        };
+        position.max(self.confirmed)
+    }
+
+    async fn send_status(&mut self, stream: &mut ReplicationStream) -> Result<()> {
+        let position = self.ack_position();
+        self.status_buf.clear();
+        sluice_pgoutput::encode_status_update(
+            &StatusUpdate {
+                write: position,
+                flush: position,
+                apply: position,
+                client_time: sluice_pgoutput::time::system_time_to_pg_micros(SystemTime::now())
+                    .unwrap_or(0),
+                reply_requested: false,
+            },
+            &mut self.status_buf,
+        );
+        stream.send(&self.status_buf).await?;
+        self.confirmed = position;
+        Ok(())
+    }
+
+    async fn flush<W: ChangeLogWriter>(&mut self, log: &mut W) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        append(log, &self.pending).await?;
+        if let Some(LogRecord::Transaction(t)) = self.pending.last() {
+            self.durable = self.durable.max(t.end_lsn);
+        }
+        self.pending.clear();
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    async fn handle(&mut self, message: Message) -> Result<()> {
+        match message {
+            Message::Begin(b) => {
+                self.txn = Some(OpenTxn {
+                    xid: b.xid,
+                    commit_ts: sluice_pgoutput::time::pg_to_unix_micros(b.commit_ts).unwrap_or(0),
+                    changes: Vec::new(),
+                    bytes: 0,
+                });
+            }
+            Message::Commit(c) => {
+                let txn = self.txn.take().ok_or_else(|| {
+                    Error::Protocol("Commit without Begin in the replication stream".to_owned())
+                })?;
+                if c.end_lsn <= self.skip_through {
+                    tracing::debug!(lsn = %c.end_lsn, "skipping a transaction already in the change log");
+                    return Ok(());
+                }
+                if txn.changes.is_empty() {
+                    // Nothing of ours in it; its position still counts as received.
+                    self.server_end = self.server_end.max(c.end_lsn);
+                    return Ok(());
+                }
+                self.report.transactions += 1;
+                self.report.changes += txn.changes.len() as u64;
+                self.pending_bytes += txn.bytes;
+                self.pending.push(LogRecord::Transaction(Transaction {
+                    kind: TxnKind::Stream,
+                    xid: txn.xid,
+                    commit_lsn: c.commit_lsn,
+                    end_lsn: c.end_lsn,
+                    commit_ts: txn.commit_ts,
+                    changes: txn.changes,
+                }));
+            }
+            Message::Relation(r) => {
+                let mut relation = RelationSchema {
+                    table: TableId::new(r.namespace.clone(), r.name.clone()),
+                    oid: r.rel_id,
+                    version: 1,
+                    replica_identity: match r.replica_identity {
+                        sluice_pgoutput::ReplicaIdentity::Default => {
+                            sluice_core::ReplicaIdentity::Default
+                        }
+                        sluice_pgoutput::ReplicaIdentity::Nothing => {
+                            sluice_core::ReplicaIdentity::Nothing
+                        }
+                        sluice_pgoutput::ReplicaIdentity::Full => {
+                            sluice_core::ReplicaIdentity::Full
+                        }
+                        sluice_pgoutput::ReplicaIdentity::Index => {
+                            sluice_core::ReplicaIdentity::Index
+                        }
+                    },
+                    columns: r
+                        .columns
+                        .iter()
+                        .map(|c| Column {
+                            name: c.name.clone(),
+                            type_oid: c.type_oid,
+                            type_modifier: c.type_modifier,
+                            key: c.is_key,
+                            nullable: true,
+                        })
+                        .collect(),
+                };
+                match catalog::relation_schema(self.client, &relation.table).await {
+                    Ok(from_catalog) => catalog::reconcile(&mut relation, &from_catalog),
+                    Err(e) => {
+                        tracing::warn!(table = %relation.table, error = %e, "catalog lookup failed; using the stream's key flags")
+                    }
+                }
+                if let Some(previous) = self.relations.get(&r.rel_id) {
+                    if previous.same_shape(&relation) {
+                        return Ok(());
+                    }
+                    relation.version = previous.version + 1;
+                }
+                tracing::debug!(table = %relation.table, version = relation.version, "relation described");
+                self.relations.insert(r.rel_id, Arc::new(relation));
+            }
+            Message::Insert(i) => {
+                let relation = self.relation(i.rel_id)?;
+                let new = values(&relation, &i.new)?;
+                self.push(Change {
+                    relation,
+                    op: Op::Insert,
+                    new: Some(new),
+                    old: None,
+                })?;
+            }
+            Message::Update(u) => {
+                let relation = self.relation(u.rel_id)?;
+                let new = values(&relation, &u.new)?;
+                let old = match &u.old {
+                    Some((OldKind::Key | OldKind::Full, tuple)) => Some(values(&relation, tuple)?),
+                    None => None,
+                };
+                self.push(Change {
+                    relation,
+                    op: Op::Update,
+                    new: Some(new),
+                    old,
+                })?;
+            }
+            Message::Delete(d) => {
+                let relation = self.relation(d.rel_id)?;
+                let old = values(&relation, &d.old)?;
+                self.push(Change {
+                    relation,
+                    op: Op::Delete,
+                    new: None,
+                    old: Some(old),
+                })?;
+            }
+            Message::Truncate(t) => {
+                for rel_id in &t.rel_ids {
+                    let relation = self.relation(*rel_id)?;
+                    self.push(Change {
+                        relation,
+                        op: Op::Truncate,
+                        new: None,
+                        old: None,
+                    })?;
+                }
+            }
+            Message::Origin(_) | Message::Type(_) | Message::Message(_) => {}
+            other => {
+                return Err(Error::Protocol(format!(
+                    "unexpected message in a protocol version 1 stream: {other:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn relation(&self, rel_id: u32) -> Result<Arc<RelationSchema>> {
+        self.relations.get(&rel_id).cloned().ok_or_else(|| {
+            Error::Protocol(format!(
+                "change for relation {rel_id} before its Relation message"
+            ))
+        })
+    }
+
+    fn push(&mut self, change: Change) -> Result<()> {
+        let txn = self.txn.as_mut().ok_or_else(|| {
+            Error::Protocol("change outside a transaction in the replication stream".to_owned())
+        })?;
+        txn.bytes += change.size();
+        txn.changes.push(change);
+        Ok(())
+    }
+}
+
+fn values(relation: &RelationSchema, tuple: &Tuple) -> Result<Vec<Value>> {
+    if tuple.columns.len() != relation.columns.len() {
+        return Err(Error::Protocol(format!(
+            "row of {} has {} columns, its relation {}",
+            relation.table,
+            tuple.columns.len(),
+            relation.columns.len()
+        )));
+    }
+    tuple
+        .columns
+        .iter()
+        .zip(&relation.columns)
+        .map(|(v, column)| match v {
+            TupleValue::Null => Ok(Value::Null),
+            TupleValue::UnchangedToast => Ok(Value::Unchanged),
+            TupleValue::Text(b) => {
+                String::from_utf8(b.to_vec())
+                    .map(Value::Text)
+                    .map_err(|_| Error::Value {
+                        table: relation.table.clone(),
+                        column: column.name.clone(),
+                        reason: "the value is not valid UTF-8".to_owned(),
+                    })
+            }
+            TupleValue::Binary(_) => Err(Error::Value {
+                table: relation.table.clone(),
+                column: column.name.clone(),
+                reason: "binary tuple data was not requested".to_owned(),
+            }),
+        })
+        .collect()
+}

@@ -1,0 +1,138 @@
+//! What the source's catalog says about the captured tables: which tables the configured
+//! patterns name, and each table's columns, types and row identity.
+//!
+//! The row identity Sluice merges on is the primary key when the table has one (whatever its
+//! `REPLICA IDENTITY`), else the replica identity index, else (with `REPLICA IDENTITY FULL`)
+//! every column. Domains are described by their base type.
+
+use sluice_core::{Column, RelationSchema, ReplicaIdentity, TableId};
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+
+/// A configured table pattern: `schema.table`, or `schema.*` when `table` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePattern {
+    pub schema: String,
+    pub table: Option<String>,
+}
+
+/// The tables the patterns name, in a stable order. A `schema.table` that does not exist is an
+/// error; a `schema.*` may match nothing.
+pub async fn resolve_tables(client: &Client, patterns: &[TablePattern]) -> Result<Vec<TableId>> {
+    let mut tables: Vec<TableId> = Vec::new();
+    for p in patterns {
+        let rows = client
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+                   AND n.nspname = $1 AND ($2::text IS NULL OR c.relname = $2) \
+                 ORDER BY 1, 2",
+                &[&p.schema, &p.table],
+            )
+            .await
+            .map_err(|e| Error::client("listing source tables", e))?;
+        if rows.is_empty()
+            && let Some(t) = &p.table
+        {
+            return Err(Error::prerequisite(
+                format!(
+                    "table {} does not exist at the source",
+                    TableId::new(&p.schema, t)
+                ),
+                "Create the table, or remove it from source.tables.",
+            ));
+        }
+        for row in rows {
+            let id = TableId::new(row.get::<_, String>(0), row.get::<_, String>(1));
+            if !tables.contains(&id) {
+                tables.push(id);
+            }
+        }
+    }
+    Ok(tables)
+}
+
+/// A table's description from the catalog. `version` is 1.
+pub async fn relation_schema(client: &Client, table: &TableId) -> Result<RelationSchema> {
+    let rows = client
+        .query(
+            "SELECT c.oid, c.relreplident::text, a.attname::text, \
+                    CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, \
+                    CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, \
+                    a.attnotnull, \
+                    coalesce(a.attnum = ANY (pk.indkey::int2[]), false), \
+                    coalesce(a.attnum = ANY (ri.indkey::int2[]), false) \
+             FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
+                  AND NOT a.attisdropped AND a.attgenerated = '' \
+             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_catalog.pg_index pk ON pk.indrelid = c.oid AND pk.indisprimary \
+             LEFT JOIN pg_catalog.pg_index ri ON ri.indrelid = c.oid AND ri.indisreplident \
+             WHERE n.nspname = $1 AND c.relname = $2 \
+             ORDER BY a.attnum",
+            &[&table.schema, &table.name],
+        )
+        .await
+        .map_err(|e| Error::client(format!("reading the columns of {table}"), e))?;
+    let first = rows.first().ok_or_else(|| {
+        Error::prerequisite(
+            format!("table {table} does not exist at the source"),
+            "Create the table, or remove it from source.tables.",
+        )
+    })?;
+    let oid: u32 = first.get(0);
+    let identity = match first.get::<_, String>(1).as_str() {
+        "n" => ReplicaIdentity::Nothing,
+        "f" => ReplicaIdentity::Full,
+        "i" => ReplicaIdentity::Index,
+        _ => ReplicaIdentity::Default,
+    };
+    let mut columns: Vec<Column> = rows
+        .iter()
+        .map(|r| Column {
+            name: r.get(2),
+            type_oid: r.get(3),
+            type_modifier: r.get(4),
+            nullable: !r.get::<_, bool>(5),
+            key: r.get(6),
+        })
+        .collect();
+    let has_pk = rows.iter().any(|r| r.get::<_, bool>(6));
+    if !has_pk {
+        match identity {
+            ReplicaIdentity::Index => {
+                for (c, r) in columns.iter_mut().zip(&rows) {
+                    c.key = r.get(7);
+                }
+            }
+            ReplicaIdentity::Full => columns.iter_mut().for_each(|c| c.key = true),
+            ReplicaIdentity::Default | ReplicaIdentity::Nothing => {}
+        }
+    }
+    Ok(RelationSchema {
+        table: table.clone(),
+        oid,
+        version: 1,
+        replica_identity: identity,
+        columns,
+    })
+}
+
+/// Applies the catalog's identity and base types to a relation as the change stream describes
+/// it (columns in stream order and with stream names), keeping the stream's column list.
+pub fn reconcile(stream: &mut RelationSchema, catalog: &RelationSchema) {
+    for column in &mut stream.columns {
+        if let Some(c) = catalog.columns.iter().find(|c| c.name == column.name) {
+            column.key = c.key;
+            column.nullable = c.nullable;
+            if c.type_oid != column.type_oid {
+                // A domain: the catalog gives its base type.
+                column.type_oid = c.type_oid;
+                column.type_modifier = c.type_modifier;
+            }
+        }
+    }
+}
