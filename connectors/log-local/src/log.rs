@@ -185,7 +185,11 @@ impl Active {
                 chunk_start = frame.start;
             }
             seal_frame(&mut buf[frame.start..frame.end], next);
-            next += 1;
+            next = next.checked_add(1).ok_or_else(|| LogError::Corrupt {
+                segment: self.path.clone(),
+                at: self.len,
+                what: "record offsets are exhausted".into(),
+            })?;
             chunk_last = Some(frame.last);
         }
         let end = frames.last().map_or(chunk_start, |f| f.end);

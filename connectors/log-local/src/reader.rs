@@ -484,31 +484,46 @@ impl Cursor {
                             offset: next,
                             source,
                         })?;
+                    // The offset is stored in the frame; u64::MAX cannot be followed.
+                    let after = next.checked_add(1).ok_or_else(|| LogError::Corrupt {
+                        segment: seg.path.clone(),
+                        at: seg.pos,
+                        what: "record offset overflows".into(),
+                    })?;
                     seg.pos += FRAME_HEADER_LEN as u64 + len;
-                    self.next = Some(next + 1);
+                    self.next = Some(after);
                     let size = self.payload.len();
                     return Ok(Some((
                         ReadRecord {
                             record,
-                            position: LogPosition::single(PARTITION, next + 1),
+                            position: LogPosition::single(PARTITION, after),
                         },
                         size,
                     )));
                 }
                 Step::End => {
-                    let following = self.dir.join(segment_file_name(next));
-                    if following.exists() {
-                        self.segment = None;
-                        continue;
-                    }
-                    if durable {
-                        return Err(LogError::Corrupt {
-                            segment: seg.path.clone(),
-                            at: seg.pos,
-                            what: format!("segment ends before durable record {next}"),
-                        });
-                    }
-                    return Ok(None);
+                    // One listing decides: the writer creates the next segment (named after
+                    // `next`) before it writes to it, and never leaves a gap.
+                    let later = list_segments(&self.dir)?
+                        .into_iter()
+                        .find(|s| s.first_offset > seg.first);
+                    let what = match later {
+                        Some(s) if s.first_offset == next => {
+                            self.segment = None;
+                            continue;
+                        }
+                        Some(s) => format!(
+                            "segment ends before record {next} but the next segment starts at {}",
+                            s.first_offset
+                        ),
+                        None if durable => format!("segment ends before durable record {next}"),
+                        None => return Ok(None),
+                    };
+                    return Err(LogError::Corrupt {
+                        segment: seg.path.clone(),
+                        at: seg.pos,
+                        what,
+                    });
                 }
                 Step::Incomplete => "incomplete record",
                 Step::Bad(what) => what,

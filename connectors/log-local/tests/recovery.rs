@@ -283,3 +283,26 @@ async fn interrupted_rotation_is_recovered() {
     assert_eq!(read_all(&mut log.reader()).await.len(), 6);
     assert_eq!(segments(tmp.path()).len(), 2);
 }
+
+#[tokio::test]
+async fn gap_between_segments_is_corruption_for_readers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    {
+        let mut log = open(tmp.path(), 2048).await;
+        log.append(&records(60)).await.expect("appends");
+    }
+    let segs = segments(tmp.path());
+    assert!(segs.len() >= 3);
+    std::fs::remove_file(&segs[1]).expect("removes");
+    let mut reader = LogReader::open(tmp.path()).await.expect("opens");
+    let err = loop {
+        match reader.read(1 << 20, std::time::Duration::ZERO).await {
+            Ok(got) => assert!(!got.is_empty(), "stopped at the gap without an error"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(&err, LogError::Corrupt { segment, what, .. } if *segment == segs[0] && what.contains("next segment starts at")),
+        "{err}"
+    );
+}
