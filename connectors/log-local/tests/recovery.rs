@@ -161,6 +161,13 @@ async fn flipped_byte_in_a_finished_segment_is_corruption_for_readers() {
         matches!(&err, LogError::Corrupt { segment, .. } if *segment == segs[1]),
         "{err}"
     );
+    let err = LocalLog::verify(tmp.path())
+        .await
+        .expect_err("verify scans every segment");
+    assert!(
+        matches!(&err, LogError::Corrupt { segment, .. } if *segment == segs[1]),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -293,7 +300,9 @@ async fn gap_between_segments_is_corruption_for_readers() {
     }
     let segs = segments(tmp.path());
     assert!(segs.len() >= 3);
+    assert_eq!(LocalLog::verify(tmp.path()).await.expect("intact"), 60);
     std::fs::remove_file(&segs[1]).expect("removes");
+    assert!(LocalLog::verify(tmp.path()).await.is_err(), "gap");
     let mut reader = LogReader::open(tmp.path()).await.expect("opens");
     let err = loop {
         match reader.read(1 << 20, std::time::Duration::ZERO).await {
