@@ -1,0 +1,256 @@
+//! [`DuckDbDestination`]: the [`Destination`] contract over an embedded DuckDB file.
+//!
+//! One `apply` is one DuckDB transaction: DDL for new tables and columns, then per table the
+//! truncate (if any), staging through the appender, a conversion check and one MERGE (or an
+//! INSERT for tables without a key), then the checkpoint row. Any error rolls everything back.
+//!
+//! DuckDB calls block, so every call runs on a blocking thread (`spawn_blocking`) that takes
+//! the connection and gives it back. If that thread dies, the connection is dropped and the
+//! next call opens the file again.
+
+use std::collections::HashMap;
+
+use sluice_core::{
+    Batch, Capabilities, Checkpoint, DeleteMode, Destination, LogPosition, Lsn, TableBatch,
+};
+
+use crate::client::Client;
+use crate::config::DuckDbConfig;
+use crate::encode;
+use crate::error::{Error, Result};
+use crate::schema::{self, TablePlan};
+use crate::sql;
+
+/// Loads batches into an embedded DuckDB file.
+pub struct DuckDbDestination {
+    config: DuckDbConfig,
+    client: Option<Client>,
+    pipeline: Option<String>,
+}
+
+impl DuckDbDestination {
+    /// A destination for `config` (validated here; the file is opened by `open`).
+    pub fn new(config: DuckDbConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(DuckDbDestination {
+            config,
+            client: None,
+            pipeline: None,
+        })
+    }
+
+    /// The configuration this destination was built with.
+    pub fn config(&self) -> &DuckDbConfig {
+        &self.config
+    }
+
+    /// Runs `f` with the connection on a blocking thread, opening the file first if needed.
+    async fn run<T, F>(&mut self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Client) -> Result<T> + Send + 'static,
+    {
+        let client = self.client.take();
+        let path = self.config.path.clone();
+        let (client, result) = tokio::task::spawn_blocking(move || {
+            let client = match client {
+                Some(c) => c,
+                None => match Client::open(&path) {
+                    Ok(c) => c,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let result = f(&client);
+            (Some(client), result)
+        })
+        .await
+        .map_err(Error::Worker)?;
+        self.client = client;
+        result
+    }
+}
+
+impl Destination for DuckDbDestination {
+    type Error = Error;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            transactional: true,
+            max_batch_bytes: None,
+        }
+    }
+
+    async fn open(&mut self, pipeline: &str) -> Result<Option<Checkpoint>> {
+        if pipeline.contains('\0') {
+            return Err(Error::Config(
+                "pipeline name must not contain a NUL character".into(),
+            ));
+        }
+        let schema = self.config.schema.clone();
+        let select = sql::select_checkpoint(&schema, pipeline);
+        let stored = self
+            .run(move |c| {
+                c.transaction(|c| {
+                    c.execute(&sql::create_schema(&schema), "creating the target schema")?;
+                    c.execute(
+                        &sql::create_checkpoint_table(&schema),
+                        "creating the checkpoint table",
+                    )
+                })?;
+                c.query_checkpoint(&select)
+            })
+            .await?;
+        self.pipeline = Some(pipeline.to_owned());
+        let Some((position, applied_lsn, applied_commit_ts)) = stored else {
+            return Ok(None);
+        };
+        let position: LogPosition =
+            serde_json::from_str(&position).map_err(|e| Error::Checkpoint {
+                pipeline: pipeline.to_owned(),
+                reason: format!("position is not valid JSON ({e})"),
+            })?;
+        Ok(Some(Checkpoint {
+            position,
+            // Stored bit for bit as a signed 64-bit number.
+            applied_lsn: Lsn(applied_lsn as u64),
+            applied_commit_ts,
+        }))
+    }
+
+    async fn apply(&mut self, batch: &Batch, checkpoint: &Checkpoint) -> Result<()> {
+        let pipeline = self.pipeline.clone().ok_or(Error::NotOpen)?;
+        let position =
+            serde_json::to_string(&checkpoint.position).map_err(|e| Error::Checkpoint {
+                pipeline: pipeline.clone(),
+                reason: format!("position cannot be written as JSON ({e})"),
+            })?;
+        let upsert = sql::upsert_checkpoint(
+            &self.config.schema,
+            &pipeline,
+            &position,
+            checkpoint.applied_lsn.0 as i64,
+            &checkpoint.applied_lsn.to_string(),
+            checkpoint.applied_commit_ts,
+        );
+        // The blocking thread needs owned data; the batch is bounded by the loader's budget.
+        let batch = batch.clone();
+        let schema = self.config.schema.clone();
+        let deletes = self.config.deletes;
+        let rows = batch.rows();
+        let tables = batch.tables.len();
+        self.run(move |c| {
+            c.transaction(|c| {
+                apply_tables(c, &schema, deletes, &batch)?;
+                c.execute(&upsert, "storing the checkpoint")
+            })
+        })
+        .await?;
+        tracing::debug!(
+            tables,
+            rows,
+            lsn = %checkpoint.applied_lsn,
+            "batch applied"
+        );
+        Ok(())
+    }
+}
+
+/// Creates or evolves every table of the batch, then applies each table's rows.
+fn apply_tables(c: &Client, schema: &str, deletes: DeleteMode, batch: &Batch) -> Result<()> {
+    c.execute(&sql::create_schema(schema), "creating the target schema")?;
+    let mut targets: HashMap<&str, &TableBatch> = HashMap::new();
+    let mut plans = Vec::with_capacity(batch.tables.len());
+    for table in &batch.tables {
+        let name = table.relation.table.name.as_str();
+        if let Some(other) = targets.insert(name, table) {
+            return Err(Error::Schema {
+                table: format!("{}.{}", sql::quote_ident(schema), sql::quote_ident(name)),
+                reason: format!(
+                    "source tables {} and {} both load into it (the target name leaves out \
+                     the source schema). Load them into separate pipelines with different \
+                     target schemas",
+                    other.relation.table, table.relation.table
+                ),
+            });
+        }
+        let existing = c.table_columns(schema, name)?;
+        let plan = schema::plan(
+            schema,
+            &table.relation,
+            existing.as_deref(),
+            c.json,
+            &table.rows,
+        )?;
+        for statement in &plan.ddl {
+            c.execute(
+                statement,
+                &format!("creating or changing table {}", plan.display),
+            )?;
+        }
+        plans.push(plan);
+    }
+    for (table, plan) in batch.tables.iter().zip(&plans) {
+        apply_table(c, schema, deletes, table, plan)?;
+    }
+    Ok(())
+}
+
+fn apply_table(
+    c: &Client,
+    schema: &str,
+    deletes: DeleteMode,
+    table: &TableBatch,
+    plan: &TablePlan,
+) -> Result<()> {
+    if let Some(below) = table.truncate_below {
+        c.execute(
+            &sql::truncate_below(schema, &plan.name, below.0 as i64, deletes),
+            &format!("truncating {}", plan.display),
+        )?;
+    }
+    if table.rows.is_empty() {
+        return Ok(());
+    }
+    let value_error = |i: usize, reason: String| Error::Value {
+        table: plan.display.clone(),
+        column: plan
+            .columns
+            .get(i)
+            .map_or_else(String::new, |col| col.name.clone()),
+        reason,
+    };
+    c.execute(
+        &sql::create_stage(plan.columns.len()),
+        "creating the staging table",
+    )?;
+    c.append_stage(
+        table
+            .rows
+            .iter()
+            .map(|row| encode::stage_row(row, &plan.columns).map_err(|(i, e)| value_error(i, e.0))),
+    )?;
+    if let Some((query, positions)) = sql::check_stage(&plan.columns) {
+        let failed = c.query_bools(
+            &query,
+            positions.len(),
+            &format!("checking the values staged for {}", plan.display),
+        )?;
+        if let Some(k) = failed.iter().position(|&f| f) {
+            let i = positions[k];
+            return Err(value_error(
+                i,
+                format!(
+                    "a value cannot be converted to {} without loss",
+                    plan.columns[i].ty
+                ),
+            ));
+        }
+    }
+    let statement = if table.keyed() {
+        sql::merge(schema, &plan.name, &plan.columns, deletes)
+    } else {
+        sql::append(schema, &plan.name, &plan.columns)
+    };
+    c.execute(&statement, &format!("merging into {}", plan.display))?;
+    c.execute(&sql::drop_stage(), "dropping the staging table")
+}

@@ -1,0 +1,515 @@
+//! Rows into the staging table.
+//!
+//! Each value is PostgreSQL's text output. Most of it DuckDB casts as is; the encoder rewrites
+//! the forms DuckDB reads differently or not at all, so that the MERGE's casts see text they
+//! parse exactly:
+//!
+//! - `bytea` `\x0a1b` becomes the bare hex `0a1b` (converted with `from_hex`);
+//! - BC dates and timestamps (`0044-03-15 BC`) get DuckDB's astronomical year (`-0043-03-15`),
+//!   which DuckDB would otherwise read as AD, silently;
+//! - intervals in PostgreSQL's default style (`-1 years +2 mons -3 days +04:05:06.5`) become
+//!   `<months> months <days> days <microseconds> microseconds`;
+//! - arrays (`{1,NULL}`, `{"a b","c\"d"}`, `{{1,2},{3,4}}`) become DuckDB list literals of
+//!   double-quoted, backslash-escaped elements (`["1", NULL]`), each element rewritten by the
+//!   same rules, with as many levels as the column has.
+//!
+//! Anything the encoder cannot rewrite is an [`EncodeError`], which the destination reports
+//! with the table and column; values the casts themselves refuse are found by a check query
+//! over the staging table before the MERGE (see `sql::check_stage`).
+
+use sluice_core::{Row, RowOp, Value};
+
+use crate::schema::{DuckType, TargetColumn};
+
+/// Why a value cannot be staged. Never holds the value itself (values stay out of logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EncodeError(pub String);
+
+type Result<T> = std::result::Result<T, EncodeError>;
+
+fn err<T>(reason: impl Into<String>) -> Result<T> {
+    Err(EncodeError(reason.into()))
+}
+
+/// One staged row: the column texts, then op, LSN, commit time and the unchanged marker.
+pub(crate) struct StagedRow {
+    pub values: Vec<Option<String>>,
+    pub op: &'static str,
+    pub lsn: i64,
+    pub commit_ts: i64,
+    pub unchanged: Option<String>,
+}
+
+/// Encodes `row` for the staging table. On failure, returns the position of the column
+/// and why.
+pub(crate) fn stage_row(
+    row: &Row,
+    columns: &[TargetColumn],
+) -> std::result::Result<StagedRow, (usize, EncodeError)> {
+    if row.values.len() > columns.len() {
+        return Err((
+            columns.len(),
+            EncodeError(format!(
+                "row has {} values but the relation has {} columns",
+                row.values.len(),
+                columns.len()
+            )),
+        ));
+    }
+    let mut values = Vec::with_capacity(columns.len());
+    let mut unchanged = vec![b'0'; columns.len()];
+    let mut any_unchanged = false;
+    for (i, column) in columns.iter().enumerate() {
+        let value = row.values.get(i).unwrap_or(&Value::Null);
+        // A delete needs only its key; other values of the old image are not loaded.
+        if row.op == RowOp::Delete && !column.key {
+            values.push(None);
+            continue;
+        }
+        values.push(match value {
+            Value::Null => None,
+            Value::Unchanged => {
+                unchanged[i] = b'1';
+                any_unchanged = true;
+                None
+            }
+            Value::Text(text) => Some(encode(text, &column.ty).map_err(|e| (i, e))?),
+        });
+    }
+    Ok(StagedRow {
+        values,
+        op: match row.op {
+            RowOp::Upsert => "U",
+            RowOp::Delete => "D",
+        },
+        // The LSN is stored as a signed 64-bit number, bit for bit (LSNs stay below 2^63).
+        lsn: row.lsn.0 as i64,
+        commit_ts: row.commit_ts,
+        unchanged: any_unchanged
+            .then(|| String::from_utf8(unchanged).expect("the marker is ASCII '0' and '1'")),
+    })
+}
+
+/// Rewrites PostgreSQL's text of a value into text DuckDB casts to `ty` exactly.
+pub(crate) fn encode(text: &str, ty: &DuckType) -> Result<String> {
+    match ty {
+        DuckType::Blob => bytea(text),
+        DuckType::Date | DuckType::Timestamp | DuckType::TimestampTz => Ok(bc(text)?),
+        DuckType::Interval => interval(text),
+        DuckType::List(_) => {
+            let array = parse_array(text)?;
+            let depth = ty.depth();
+            if let Some(d) = array.dims()
+                && d != depth
+            {
+                return err(format!(
+                    "array has {d} dimensions but the target column holds {depth}"
+                ));
+            }
+            let mut out = String::with_capacity(text.len() + 8);
+            write_list(&array, ty.element(), &mut out)?;
+            Ok(out)
+        }
+        _ => Ok(text.to_owned()),
+    }
+}
+
+fn bytea(text: &str) -> Result<String> {
+    let Some(hex) = text.strip_prefix("\\x") else {
+        return err("bytea value is not in hex format; set bytea_output = 'hex' at the source");
+    };
+    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return err("bytea value is not valid hex");
+    }
+    Ok(hex.to_owned())
+}
+
+/// `YYYY-MM-DD[ time] BC` to DuckDB's astronomical years: 1 BC is year 0, 44 BC is -43.
+fn bc(text: &str) -> Result<String> {
+    let Some(rest) = text.strip_suffix(" BC") else {
+        return Ok(text.to_owned());
+    };
+    let (year, tail) = rest.split_at(rest.find('-').unwrap_or(rest.len()));
+    let year: i64 = match year.parse() {
+        Ok(y) if y >= 1 && !tail.is_empty() => y,
+        _ => return err("date is not in ISO format; set DateStyle = 'ISO' at the source"),
+    };
+    let astronomical = 1 - year;
+    Ok(if astronomical == 0 {
+        format!("0000{tail}")
+    } else {
+        format!("-{:04}{tail}", -astronomical)
+    })
+}
+
+/// An interval in PostgreSQL's `postgres` output style to an unambiguous DuckDB form.
+fn interval(text: &str) -> Result<String> {
+    const STYLE: &str = "interval is not in PostgreSQL's default output style; set \
+                         IntervalStyle = 'postgres' at the source";
+    let overflow = || EncodeError("interval does not fit DuckDB's INTERVAL".into());
+    let (mut months, mut days, mut micros) = (0i64, 0i64, 0i64);
+    let mut tokens = text.split_ascii_whitespace();
+    while let Some(token) = tokens.next() {
+        if token.contains(':') {
+            micros = micros
+                .checked_add(time_of_day(token).ok_or_else(|| EncodeError(STYLE.into()))?)
+                .ok_or_else(overflow)?;
+            continue;
+        }
+        let n: i64 = token.parse().map_err(|_| EncodeError(STYLE.into()))?;
+        let (target, factor) = match tokens.next() {
+            Some("year" | "years") => (&mut months, 12),
+            Some("mon" | "mons") => (&mut months, 1),
+            Some("day" | "days") => (&mut days, 1),
+            _ => return err(STYLE),
+        };
+        *target = n
+            .checked_mul(factor)
+            .and_then(|v| target.checked_add(v))
+            .ok_or_else(overflow)?;
+    }
+    if i32::try_from(months).is_err() || i32::try_from(days).is_err() {
+        return Err(overflow());
+    }
+    Ok(format!("{months} months {days} days {micros} microseconds"))
+}
+
+/// `[+-]H:MM:SS[.ffffff]` in microseconds.
+fn time_of_day(token: &str) -> Option<i64> {
+    let (negative, t) = match token.as_bytes().first()? {
+        b'-' => (true, &token[1..]),
+        b'+' => (false, &token[1..]),
+        _ => (false, token),
+    };
+    let mut parts = t.split(':');
+    let hours: i64 = parts.next()?.parse().ok()?;
+    let minutes: i64 = parts.next()?.parse().ok()?;
+    let seconds = parts.next()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let (whole, frac) = seconds.split_once('.').unwrap_or((seconds, ""));
+    let whole: i64 = whole.parse().ok()?;
+    if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}").parse().ok()?
+    };
+    let total = hours
+        .checked_mul(3_600_000_000)?
+        .checked_add(minutes.checked_mul(60_000_000)?)?
+        .checked_add(whole.checked_mul(1_000_000)?)?
+        .checked_add(frac)?;
+    Some(if negative { -total } else { total })
+}
+
+/// A parsed PostgreSQL array.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Array {
+    Null,
+    Element(String),
+    List(Vec<Array>),
+}
+
+impl Array {
+    /// Number of dimensions, `None` for an empty array.
+    fn dims(&self) -> Option<usize> {
+        match self {
+            Array::List(items) => match items.first() {
+                None => None,
+                Some(Array::List(_)) => items[0].dims().map(|d| d + 1),
+                Some(_) => Some(1),
+            },
+            _ => Some(0),
+        }
+    }
+}
+
+/// Parses `array_out` text: `{a,"b c",NULL,{...}}`.
+pub(crate) fn parse_array(text: &str) -> Result<Array> {
+    if text.starts_with('[') {
+        return err(
+            "array has non-default lower bounds ([lower:upper]={...}), which a DuckDB list \
+             cannot keep",
+        );
+    }
+    let mut parser = ArrayParser {
+        text: text.as_bytes(),
+        at: 0,
+    };
+    let array = parser.list()?;
+    if parser.at != text.len() {
+        return err("malformed array text: trailing characters");
+    }
+    Ok(array)
+}
+
+struct ArrayParser<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl ArrayParser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.at).copied()
+    }
+
+    fn list(&mut self) -> Result<Array> {
+        if self.peek() != Some(b'{') {
+            return err("malformed array text: expected '{'");
+        }
+        self.at += 1;
+        let mut items = Vec::new();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(Array::List(items));
+        }
+        loop {
+            let item = match self.peek() {
+                Some(b'{') => self.list()?,
+                Some(b'"') => Array::Element(self.quoted()?),
+                Some(_) => self.unquoted()?,
+                None => return err("malformed array text: unexpected end"),
+            };
+            let nested = matches!(item, Array::List(_));
+            if let Some(first) = items.first()
+                && matches!(first, Array::List(_)) != nested
+            {
+                return err("malformed array text: mixed nesting");
+            }
+            items.push(item);
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(Array::List(items));
+                }
+                _ => return err("malformed array text: expected ',' or '}'"),
+            }
+        }
+    }
+
+    fn quoted(&mut self) -> Result<String> {
+        self.at += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return String::from_utf8(out)
+                        .or_else(|_| err("malformed array text: invalid UTF-8"));
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    match self.peek() {
+                        Some(b) => out.push(b),
+                        None => return err("malformed array text: unexpected end"),
+                    }
+                    self.at += 1;
+                }
+                Some(b) => {
+                    out.push(b);
+                    self.at += 1;
+                }
+                None => return err("malformed array text: unterminated quote"),
+            }
+        }
+    }
+
+    fn unquoted(&mut self) -> Result<Array> {
+        let start = self.at;
+        while let Some(b) = self.peek() {
+            if matches!(b, b',' | b'}' | b'{' | b'"' | b'\\') {
+                break;
+            }
+            self.at += 1;
+        }
+        let raw = std::str::from_utf8(&self.text[start..self.at])
+            .or_else(|_| err("malformed array text: invalid UTF-8"))?;
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return err("malformed array text: empty element");
+        }
+        Ok(if raw.eq_ignore_ascii_case("NULL") {
+            Array::Null
+        } else {
+            Array::Element(raw.to_owned())
+        })
+    }
+}
+
+/// Writes `array` as a DuckDB list literal, encoding each element for `element`.
+fn write_list(array: &Array, element: &DuckType, out: &mut String) -> Result<()> {
+    match array {
+        Array::Null => out.push_str("NULL"),
+        Array::Element(text) => {
+            let encoded = encode(text, element)?;
+            out.push('"');
+            for c in encoded.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        }
+        Array::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_list(item, element, out)?;
+            }
+            out.push(']');
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(depth: usize, element: DuckType) -> DuckType {
+        (0..depth).fold(element, |t, _| DuckType::List(Box::new(t)))
+    }
+
+    #[test]
+    fn bytea_hex() {
+        assert_eq!(encode("\\x00ff41", &DuckType::Blob), Ok("00ff41".into()));
+        assert_eq!(encode("\\x", &DuckType::Blob), Ok(String::new()));
+        assert!(encode("\\x0", &DuckType::Blob).is_err());
+        assert!(encode("\\xzz", &DuckType::Blob).is_err());
+        assert!(encode("abc", &DuckType::Blob).is_err());
+    }
+
+    #[test]
+    fn bc_years() {
+        assert_eq!(
+            encode("0001-01-01 BC", &DuckType::Date),
+            Ok("0000-01-01".into())
+        );
+        assert_eq!(
+            encode("0044-03-15 BC", &DuckType::Date),
+            Ok("-0043-03-15".into())
+        );
+        assert_eq!(
+            encode("4713-11-24 00:00:00+00 BC", &DuckType::TimestampTz),
+            Ok("-4712-11-24 00:00:00+00".into())
+        );
+        assert_eq!(
+            encode("2024-01-01", &DuckType::Date),
+            Ok("2024-01-01".into())
+        );
+        assert_eq!(encode("infinity", &DuckType::Date), Ok("infinity".into()));
+        assert!(encode("x BC", &DuckType::Date).is_err());
+    }
+
+    #[test]
+    fn intervals() {
+        let cases = [
+            ("00:00:00", "0 months 0 days 0 microseconds"),
+            (
+                "1 year 2 mons 3 days 04:05:06.789",
+                "14 months 3 days 14706789000 microseconds",
+            ),
+            (
+                "-1 years -2 mons +3 days -04:05:06.5",
+                "-14 months 3 days -14706500000 microseconds",
+            ),
+            (
+                "-1 days +02:03:00",
+                "0 months -1 days 7380000000 microseconds",
+            ),
+            (
+                "1000000:00:00.000001",
+                "0 months 0 days 3600000000000001 microseconds",
+            ),
+            ("-00:00:00.000001", "0 months 0 days -1 microseconds"),
+        ];
+        for (pg, duck) in cases {
+            assert_eq!(encode(pg, &DuckType::Interval), Ok(duck.into()), "{pg}");
+        }
+        for bad in ["P1Y", "1 fortnight", "1-2", "1:2:3:4", "9999999999 years"] {
+            assert!(encode(bad, &DuckType::Interval).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn arrays() {
+        let ints = list(1, DuckType::Integer);
+        assert_eq!(
+            encode("{1,2,NULL}", &ints),
+            Ok(r#"["1", "2", NULL]"#.into())
+        );
+        assert_eq!(encode("{}", &ints), Ok("[]".into()));
+        assert_eq!(encode("{}", &list(2, DuckType::Integer)), Ok("[]".into()));
+        let texts = list(1, DuckType::Varchar);
+        assert_eq!(
+            encode(r#"{"a b","c\"d","NULL",NULL,"back\\slash",""}"#, &texts),
+            Ok(r#"["a b", "c\"d", "NULL", NULL, "back\\slash", ""]"#.into())
+        );
+        assert_eq!(
+            encode("{{1,2},{3,NULL}}", &list(2, DuckType::Integer)),
+            Ok(r#"[["1", "2"], ["3", NULL]]"#.into())
+        );
+        assert_eq!(
+            encode(r#"{"\\x00ff",NULL}"#, &list(1, DuckType::Blob)),
+            Ok(r#"["00ff", NULL]"#.into())
+        );
+        assert_eq!(
+            encode(r#"{"0044-03-15 BC"}"#, &list(1, DuckType::Date)),
+            Ok(r#"["-0043-03-15"]"#.into())
+        );
+        let e = encode("{{1,2},{3,4}}", &ints).expect_err("depth");
+        assert_eq!(e.0, "array has 2 dimensions but the target column holds 1");
+        assert!(encode("[0:1]={1,2}", &ints).is_err());
+        for bad in ["{1,2", "{1,,2}", "{1}x", "{\"a}", "{{1},2}", "1,2"] {
+            assert!(encode(bad, &texts).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rows() {
+        use sluice_core::Lsn;
+        let columns = vec![
+            TargetColumn {
+                name: "id".into(),
+                ty: DuckType::Integer,
+                key: true,
+            },
+            TargetColumn {
+                name: "big".into(),
+                ty: DuckType::Blob,
+                key: false,
+            },
+        ];
+        let row = Row {
+            op: RowOp::Upsert,
+            values: vec![Value::from("1"), Value::Unchanged],
+            lsn: Lsn(7),
+            commit_ts: 9,
+        };
+        let staged = stage_row(&row, &columns).expect("stages");
+        assert_eq!(staged.values, vec![Some("1".into()), None]);
+        assert_eq!(staged.unchanged.as_deref(), Some("01"));
+        assert_eq!((staged.op, staged.lsn, staged.commit_ts), ("U", 7, 9));
+        let bad = Row {
+            values: vec![Value::from("1"), Value::from("nothex")],
+            ..row.clone()
+        };
+        assert_eq!(stage_row(&bad, &columns).err().map(|e| e.0), Some(1));
+        // A delete stages only its key: the old image's other values are not checked.
+        let delete = Row {
+            op: RowOp::Delete,
+            ..bad
+        };
+        let staged = stage_row(&delete, &columns).expect("stages");
+        assert_eq!(staged.values, vec![Some("1".into()), None]);
+        assert_eq!(staged.unchanged, None);
+    }
+}
