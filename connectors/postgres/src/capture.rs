@@ -100,13 +100,7 @@ impl Capture {
         check_server(&client).await?;
         let target = current_wal_lsn(&client).await?;
         let tables = catalog::resolve_tables(&client, &self.options.tables).await?;
-        publication::ensure(
-            &client,
-            &self.options.publication,
-            &self.options.tables,
-            &tables,
-        )
-        .await?;
+        publication::ensure(&client, &self.options.publication, &tables).await?;
         let slot_name = &self.options.slot;
         let existing = slot::find(&client, slot_name).await?;
         if let Some(s) = &existing {

@@ -17,6 +17,7 @@ mod config;
 mod connect;
 mod error;
 mod ident;
+mod prerequisites;
 mod publication;
 mod replication;
 mod slot;
@@ -25,6 +26,7 @@ mod tls;
 
 pub use capture::{Capture, CaptureControl, CaptureOptions, CaptureReport};
 pub use catalog::{TablePattern, relation_schema, resolve_tables};
+pub use prerequisites::{Finding, Level, check as check_prerequisites};
 pub use publication::published_tables;
 pub use slot::{SlotState, find as find_slot};
 

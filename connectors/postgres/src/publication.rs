@@ -1,24 +1,19 @@
 //! The publication that names the captured tables.
 //!
-//! Created when missing: `FOR TABLES IN SCHEMA` for `schema.*` patterns (so tables created
-//! later in the schema are captured too) plus `FOR TABLE` for single tables. An existing
-//! publication is used as it is, after checking that it covers every configured table; tables
-//! it lacks are added when the role may do so, otherwise the error says which to add.
+//! Created when missing, `FOR TABLE` with the tables the patterns resolve to (a table owner
+//! may do that; `FOR TABLES IN SCHEMA` would need a superuser). Every start resolves the
+//! patterns again and adds tables the publication lacks, so a table created later in a
+//! `schema.*` schema is captured from the next start. When the role may not add them, the
+//! error gives the statement to run.
 
 use sluice_core::TableId;
 use tokio_postgres::Client;
 
-use crate::catalog::TablePattern;
 use crate::error::{Error, Result};
 use crate::ident::{quote_ident, quote_literal};
 
 /// Creates the publication if missing and makes sure it covers `tables`.
-pub async fn ensure(
-    client: &Client,
-    name: &str,
-    patterns: &[TablePattern],
-    tables: &[TableId],
-) -> Result<()> {
+pub async fn ensure(client: &Client, name: &str, tables: &[TableId]) -> Result<()> {
     let exists = client
         .query_opt(
             "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1",
@@ -28,7 +23,7 @@ pub async fn ensure(
         .map_err(|e| Error::client("looking up the publication", e))?
         .is_some();
     if !exists {
-        let sql = create_statement(name, patterns);
+        let sql = create_statement(name, tables);
         tracing::info!(publication = name, "creating publication");
         client
             .batch_execute(&sql)
@@ -75,33 +70,13 @@ pub async fn published_tables(client: &Client, name: &str) -> Result<Vec<TableId
         .collect())
 }
 
-/// `CREATE PUBLICATION` for the patterns. Pure.
-pub fn create_statement(name: &str, patterns: &[TablePattern]) -> String {
-    let schemas: Vec<String> = patterns
-        .iter()
-        .filter(|p| p.table.is_none())
-        .map(|p| quote_ident(&p.schema))
-        .collect();
-    let tables: Vec<String> = patterns
-        .iter()
-        .filter_map(|p| {
-            p.table
-                .as_ref()
-                .map(|t| qualified(&TableId::new(&p.schema, t)))
-        })
-        .collect();
-    let mut parts = Vec::new();
-    if !tables.is_empty() {
-        parts.push(format!("TABLE {}", tables.join(", ")));
-    }
-    if !schemas.is_empty() {
-        parts.push(format!("TABLES IN SCHEMA {}", schemas.join(", ")));
-    }
-    // Deletes and updates need the old key; truncates are captured too.
+/// `CREATE PUBLICATION` for the tables. Pure.
+pub fn create_statement(name: &str, tables: &[TableId]) -> String {
+    let list = tables.iter().map(qualified).collect::<Vec<_>>().join(", ");
+    // Updates and deletes need the old key; truncates are captured too.
     format!(
-        "CREATE PUBLICATION {} FOR {} WITH (publish = {})",
+        "CREATE PUBLICATION {} FOR TABLE {list} WITH (publish = {})",
         quote_ident(name),
-        parts.join(", "),
         quote_literal("insert, update, delete, truncate")
     )
 }
@@ -116,24 +91,14 @@ mod tests {
 
     #[test]
     fn create_statement_quotes_everything() {
-        let patterns = vec![
-            TablePattern {
-                schema: "public".into(),
-                table: Some("orders".into()),
-            },
-            TablePattern {
-                schema: "we\"ird".into(),
-                table: Some("; DROP TABLE x; --".into()),
-            },
-            TablePattern {
-                schema: "sales".into(),
-                table: None,
-            },
+        let tables = vec![
+            TableId::new("public", "orders"),
+            TableId::new("we\"ird", "; DROP TABLE x; --"),
         ];
         assert_eq!(
-            create_statement("my \"pub\"", &patterns),
+            create_statement("my \"pub\"", &tables),
             "CREATE PUBLICATION \"my \"\"pub\"\"\" FOR TABLE \"public\".\"orders\", \
-             \"we\"\"ird\".\"; DROP TABLE x; --\", TABLES IN SCHEMA \"sales\" \
+             \"we\"\"ird\".\"; DROP TABLE x; --\" \
              WITH (publish = 'insert, update, delete, truncate')"
         );
     }

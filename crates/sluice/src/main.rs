@@ -1,1 +1,151 @@
-fn main() {}
+//! `sluice`: change data capture from PostgreSQL into analytical warehouses.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage, 3 `verify` found a
+//! mismatch.
+
+mod check;
+mod cli;
+mod failure;
+mod init;
+mod loader;
+mod registry;
+mod settings;
+mod sync;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, LogFormat};
+pub use crate::failure::Failure;
+use crate::settings::Settings;
+
+/// Exit code of a runtime failure.
+const EXIT_FAILURE: u8 = 1;
+/// Exit code of a bad configuration or usage.
+const EXIT_CONFIG: u8 = 2;
+/// After SIGINT/SIGTERM, the pipeline has this long to finish its batch and report its position.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Init(args) => match init::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Check { config, json } => {
+            let Some(settings) = load(&config.config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            if check::run(&settings, json).await {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+        Command::Sync {
+            config,
+            until_caught_up,
+        } => {
+            let Some(settings) = load(&config.config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let stop = CancellationToken::new();
+            tokio::spawn(stop_on_signal(stop.clone()));
+            match sync::run(settings, until_caught_up, stop).await {
+                Ok(report) => {
+                    println!(
+                        "sync finished: snapshot {} rows; streamed {} transactions, {} changes; loaded {} batches, {} rows; target at {}",
+                        report.capture.snapshot_rows,
+                        report.capture.transactions,
+                        report.capture.changes,
+                        report.loader.batches,
+                        report.loader.rows,
+                        report.loader.checkpoint.applied_lsn
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(failure) => {
+                    tracing::error!(error = %failure, class = ?failure.class, "sync stopped");
+                    eprintln!("error: {failure}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+    }
+}
+
+/// Loads settings, printing every problem; `None` means exit code 2.
+fn load(path: &std::path::Path) -> Option<Settings> {
+    match Settings::load(path) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let settings::SettingsError::Read { .. } = e {
+                eprintln!("hint: create one with `sluice init`, or pass -c <file>");
+            }
+            None
+        }
+    }
+}
+
+/// Cancels `stop` on the first SIGINT or SIGTERM; exits at once if the pipeline has not
+/// stopped within the deadline or on a second signal.
+async fn stop_on_signal(stop: CancellationToken) {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping: finishing the batch in flight");
+    stop.cancel();
+    tokio::select! {
+        () = tokio::time::sleep(SHUTDOWN_DEADLINE) => {
+            eprintln!("error: did not stop within {}s; exiting", SHUTDOWN_DEADLINE.as_secs());
+        }
+        _ = tokio::signal::ctrl_c() => eprintln!("error: second signal; exiting at once"),
+        _ = term.recv() => eprintln!("error: second signal; exiting at once"),
+    }
+    std::process::exit(i32::from(EXIT_FAILURE));
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("SLUICE_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}

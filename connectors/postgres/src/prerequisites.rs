@@ -1,0 +1,260 @@
+//! What `sluice check` verifies at the source before anything is created: each finding says
+//! what is wrong and what to do about it.
+
+use sluice_core::ReplicaIdentity;
+
+use crate::capture::CaptureOptions;
+use crate::config::SourceConfig;
+use crate::{catalog, connect, slot};
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warning,
+    Error,
+}
+
+/// One result of a check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub level: Level,
+    /// What was checked (`"wal_level"`, `"table \"public\".\"orders\""`).
+    pub subject: String,
+    pub message: String,
+    /// What to do, as a full sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    fn new(
+        level: Level,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+        hint: Option<&str>,
+    ) -> Self {
+        Finding {
+            level,
+            subject: subject.into(),
+            message: message.into(),
+            hint: hint.map(str::to_owned),
+        }
+    }
+}
+
+/// Checks the source's settings, the role's privileges, the tables and the slot.
+pub async fn check(source: &SourceConfig, options: &CaptureOptions) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let client = match connect(source).await {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(Finding::new(
+                Level::Error,
+                "connection",
+                format!("cannot connect to the source: {}", error_chain(&e)),
+                Some("Check source.url (host, port, database, user, password, sslmode)."),
+            ));
+            return out;
+        }
+    };
+    out.push(Finding::new(
+        Level::Ok,
+        "connection",
+        format!(
+            "connected to {}:{}/{}",
+            source.host, source.port, source.dbname
+        ),
+        None,
+    ));
+    match client
+        .query_one(
+            "SELECT current_setting('wal_level'), current_setting('server_version_num')::int, \
+                    current_setting('max_replication_slots')::int, \
+                    (SELECT count(*)::int FROM pg_replication_slots), \
+                    r.rolreplication, r.rolsuper, current_user::text \
+             FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+    {
+        Ok(row) => {
+            let wal_level: String = row.get(0);
+            let version: i32 = row.get(1);
+            let max_slots: i32 = row.get(2);
+            let used_slots: i32 = row.get(3);
+            let replication: bool = row.get(4);
+            let superuser: bool = row.get(5);
+            let user: String = row.get(6);
+            out.push(if wal_level == "logical" {
+                Finding::new(Level::Ok, "wal_level", "logical", None)
+            } else {
+                Finding::new(
+                    Level::Error,
+                    "wal_level",
+                    format!("wal_level is \"{wal_level}\"; logical replication needs \"logical\""),
+                    Some("Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL."),
+                )
+            });
+            out.push(if version >= 100_000 {
+                Finding::new(Level::Ok, "server version", format!("{version}"), None)
+            } else {
+                Finding::new(
+                    Level::Error,
+                    "server version",
+                    format!("{version} is older than PostgreSQL 10"),
+                    Some("Upgrade the source to PostgreSQL 10 or later."),
+                )
+            });
+            out.push(if replication || superuser {
+                Finding::new(
+                    Level::Ok,
+                    "role",
+                    format!("\"{user}\" may use replication"),
+                    None,
+                )
+            } else {
+                Finding::new(
+                    Level::Error,
+                    "role",
+                    format!("role \"{user}\" lacks the REPLICATION attribute"),
+                    Some(&format!(
+                        "Run ALTER ROLE \"{}\" WITH REPLICATION; as a superuser.",
+                        user.replace('"', "\"\"")
+                    )),
+                )
+            });
+            match slot::find(&client, &options.slot).await {
+                Ok(Some(s)) => out.push(match slot::check_usable(&options.slot, &s, &source.dbname) {
+                    Ok(()) => Finding::new(
+                        Level::Ok,
+                        "replication slot",
+                        format!(
+                            "\"{}\" exists (confirmed flush {})",
+                            options.slot,
+                            s.confirmed_flush_lsn.map_or("-".to_owned(), |l| l.to_string())
+                        ),
+                        None,
+                    ),
+                    Err(e) => Finding::new(Level::Error, "replication slot", error_chain(&e), None),
+                }),
+                Ok(None) if used_slots >= max_slots => out.push(Finding::new(
+                    Level::Error,
+                    "replication slot",
+                    format!("\"{}\" does not exist and all {max_slots} slots (max_replication_slots) are in use", options.slot),
+                    Some("Drop an unused slot or raise max_replication_slots and restart PostgreSQL."),
+                )),
+                Ok(None) => out.push(Finding::new(
+                    Level::Ok,
+                    "replication slot",
+                    format!("\"{}\" will be created ({used_slots} of {max_slots} slots in use)", options.slot),
+                    None,
+                )),
+                Err(e) => out.push(Finding::new(Level::Error, "replication slot", error_chain(&e), None)),
+            }
+        }
+        Err(e) => out.push(Finding::new(
+            Level::Error,
+            "settings",
+            format!("cannot read server settings: {e}"),
+            None,
+        )),
+    }
+    let tables = match catalog::resolve_tables(&client, &options.tables).await {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(Finding::new(Level::Error, "tables", error_chain(&e), None));
+            return out;
+        }
+    };
+    if tables.is_empty() {
+        out.push(Finding::new(
+            Level::Warning,
+            "tables",
+            "the configured patterns match no table",
+            Some("Check source.tables; a schema.* pattern only matches tables that exist."),
+        ));
+    }
+    for table in &tables {
+        let subject = format!("table {table}");
+        let relation = match catalog::relation_schema(&client, table).await {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(Finding::new(Level::Error, subject, error_chain(&e), None));
+                continue;
+            }
+        };
+        let can_select = client
+            .query_one(
+                "SELECT has_table_privilege($1::oid, 'SELECT')",
+                &[&relation.oid],
+            )
+            .await
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false);
+        if !can_select {
+            out.push(Finding::new(
+                Level::Error,
+                subject.clone(),
+                "the role may not SELECT from it (needed for the initial snapshot)",
+                Some(&format!("Run GRANT SELECT ON {table} TO the sluice role.")),
+            ));
+        }
+        let finding = if !relation.has_key() {
+            let why = match relation.replica_identity {
+                ReplicaIdentity::Nothing => "REPLICA IDENTITY NOTHING",
+                _ => "no primary key and no replica identity index",
+            };
+            Finding::new(
+                Level::Warning,
+                subject,
+                format!(
+                    "{why}: loaded append-only (updates add rows, deletes are not applied); PostgreSQL refuses UPDATE and DELETE on it once published"
+                ),
+                Some(&format!(
+                    "Add a primary key, or run ALTER TABLE {table} REPLICA IDENTITY FULL; to merge on all columns."
+                )),
+            )
+        } else if relation.columns.iter().all(|c| c.key)
+            && relation.replica_identity == ReplicaIdentity::Full
+        {
+            Finding::new(
+                Level::Warning,
+                subject,
+                "no primary key: rows are matched on all columns (REPLICA IDENTITY FULL)",
+                Some("Add a primary key for faster and exact merges."),
+            )
+        } else {
+            let keys: Vec<&str> = relation
+                .columns
+                .iter()
+                .filter(|c| c.key)
+                .map(|c| c.name.as_str())
+                .collect();
+            Finding::new(
+                Level::Ok,
+                subject,
+                format!(
+                    "{} columns, merged on ({})",
+                    relation.columns.len(),
+                    keys.join(", ")
+                ),
+                None,
+            )
+        };
+        out.push(finding);
+    }
+    out
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

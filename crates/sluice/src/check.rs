@@ -1,0 +1,138 @@
+//! `sluice check`: configuration, connectivity and prerequisites, each with what to do.
+
+use serde::Serialize;
+use sluice_config::redact_url;
+use sluice_postgres::{Finding, Level};
+
+use crate::registry::{LogKind, TargetKind};
+use crate::settings::Settings;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    ok: bool,
+    pipeline: &'a str,
+    source: String,
+    findings: &'a [Finding],
+}
+
+/// Runs every check; returns whether none failed.
+pub async fn run(settings: &Settings, json: bool) -> bool {
+    let mut findings =
+        sluice_postgres::check_prerequisites(&settings.source, &settings.capture).await;
+    findings.push(check_log(&settings.log).await);
+    findings.push(check_target(&settings.target, &settings.pipeline).await);
+    let ok = findings.iter().all(|f| f.level != Level::Error);
+    // The source's Display redacts the password.
+    let source = redact_url(&settings.source.to_string());
+    if json {
+        let report = Report {
+            ok,
+            pipeline: &settings.pipeline,
+            source,
+            findings: &findings,
+        };
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("error: cannot print the report: {e}"),
+        }
+    } else {
+        println!("pipeline \"{}\", source {source}", settings.pipeline);
+        for f in &findings {
+            let mark = match f.level {
+                Level::Ok => "ok     ",
+                Level::Warning => "warning",
+                Level::Error => "error  ",
+            };
+            println!("{mark} {}: {}", f.subject, f.message);
+            if let Some(hint) = &f.hint {
+                println!("        hint: {hint}");
+            }
+        }
+        println!(
+            "{}",
+            if ok {
+                "all checks passed"
+            } else {
+                "some checks failed"
+            }
+        );
+    }
+    ok
+}
+
+async fn check_log(log: &LogKind) -> Finding {
+    match log {
+        LogKind::Local(options) => {
+            let dir = options.dir.clone();
+            let probe = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::create_dir_all(&dir)?;
+                let file = tempfile::NamedTempFile::new_in(&dir)?;
+                file.close()
+            })
+            .await;
+            let subject = "change log".to_owned();
+            match probe {
+                Ok(Ok(())) => Finding {
+                    level: Level::Ok,
+                    subject,
+                    message: format!("local directory \"{}\" is writable", options.dir.display()),
+                    hint: None,
+                },
+                Ok(Err(e)) => Finding {
+                    level: Level::Error,
+                    subject,
+                    message: format!(
+                        "local directory \"{}\" is not writable: {e}",
+                        options.dir.display()
+                    ),
+                    hint: Some("Set log.path to a writable directory.".to_owned()),
+                },
+                Err(e) => Finding {
+                    level: Level::Error,
+                    subject,
+                    message: e.to_string(),
+                    hint: None,
+                },
+            }
+        }
+    }
+}
+
+async fn check_target(target: &TargetKind, pipeline: &str) -> Finding {
+    let subject = "target".to_owned();
+    let outcome: Result<String, String> = match target {
+        #[cfg(feature = "duckdb")]
+        TargetKind::DuckDb(config) => {
+            use sluice_core::Destination;
+            match sluice_duckdb::DuckDbDestination::new(config.clone()) {
+                Ok(mut d) => match d.open(pipeline).await {
+                    Ok(cp) => Ok(format!(
+                        "duckdb \"{}\" schema \"{}\": {}",
+                        config.path.display(),
+                        config.schema,
+                        cp.map_or("no checkpoint yet".to_owned(), |c| format!(
+                            "loaded up to {}",
+                            c.applied_lsn
+                        ))
+                    )),
+                    Err(e) => Err(format!("{e:#}")),
+                },
+                Err(e) => Err(format!("{e:#}")),
+            }
+        }
+    };
+    match outcome {
+        Ok(message) => Finding {
+            level: Level::Ok,
+            subject,
+            message,
+            hint: None,
+        },
+        Err(message) => Finding {
+            level: Level::Error,
+            subject,
+            message,
+            hint: None,
+        },
+    }
+}

@@ -1,0 +1,71 @@
+//! The command line: `sluice <command> [-c sluice.toml]`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Change data capture from PostgreSQL into analytical warehouses.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log output format (logs go to stderr; levels come from SLUICE_LOG or RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Configuration file.
+    #[arg(short, long, default_value = "sluice.toml", env = "SLUICE_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented sluice.toml.
+    Init(InitArgs),
+    /// Validate the configuration, connectivity and source prerequisites.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Snapshot if needed, then stream changes until SIGINT or SIGTERM.
+    Sync {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Stop once everything committed at the source when sync started is loaded.
+        #[arg(long)]
+        until_caught_up: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the file.
+    #[arg(short, long, default_value = "sluice.toml")]
+    pub config: PathBuf,
+    /// Source connection URL (a password is better given as ${PGPASSWORD}).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub source_url: String,
+    /// Tables to capture, `schema.table` or `schema.*` (repeat or separate with commas).
+    #[arg(long, value_delimiter = ',', default_value = "public.*")]
+    pub tables: Vec<String>,
+    /// Directory for the change log and the DuckDB warehouse.
+    #[arg(long, default_value = "./sluice-data")]
+    pub data_dir: PathBuf,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+}

@@ -1,0 +1,47 @@
+//! Errors as the binary handles them: a class (what to do), the stage it came from, and the
+//! error chain, printed once where it is handled.
+
+use std::fmt;
+
+use sluice_core::{Classify, ErrorClass};
+
+/// A stage's error with its class.
+pub struct Failure {
+    pub class: ErrorClass,
+    /// The part of the system that failed (`"source"`, `"target"`, `"change log"`).
+    pub what: &'static str,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn from_error<E>(what: &'static str, error: E) -> Self
+    where
+        E: std::error::Error + Classify + Send + Sync + 'static,
+    {
+        Failure {
+            class: error.class(),
+            what,
+            error: anyhow::Error::new(error),
+        }
+    }
+
+    pub fn fatal(what: &'static str, error: anyhow::Error) -> Self {
+        Failure {
+            class: ErrorClass::Fatal,
+            what,
+            error,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:#}", self.what, self.error)
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self} ({:?})", self.class)
+    }
+}

@@ -1,0 +1,114 @@
+//! `sluice init`: write a commented configuration file.
+
+use std::io::Write;
+
+use anyhow::Context;
+
+use crate::cli::InitArgs;
+
+/// Renders the commented configuration for these answers.
+pub fn render(args: &InitArgs) -> String {
+    let tables = args
+        .tables
+        .iter()
+        .map(|t| toml_string(t))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let data = args.data_dir.display().to_string();
+    format!(
+        r#"# Sluice configuration. Reference: README.md. Values may use ${{VAR}} for secrets, and any key
+# can be overridden from the environment as SLUICE__SECTION__KEY (SLUICE__LOAD__FLUSH_INTERVAL_MS=200).
+
+# Name of this pipeline: the key of its checkpoint row in the target.
+pipeline = "default"
+
+[source]
+# PostgreSQL to capture (wal_level = logical; a role with REPLICATION and SELECT).
+# sslmode: disable | prefer | require | verify-ca | verify-full (sslrootcert=/path/ca.pem).
+url = {url}
+# "schema.table" or "schema.*".
+tables = [{tables}]
+# Replication slot and publication, created when missing.
+slot = "sluice"
+publication = "sluice"
+
+[log]
+# The durable change log between capture and loader: a local directory.
+kind = "local"
+path = {log}
+
+[target]
+# The warehouse: an embedded DuckDB file.
+kind = "duckdb"
+path = {wh}
+# Schema of the loaded tables.
+schema = "raw"
+# "soft" keeps deleted rows with _sluice_deleted = true; "hard" removes them.
+deletes = "soft"
+
+[load]
+# A micro-batch closes at whichever comes first.
+flush_interval_ms = 1000
+max_batch_bytes = "64MiB"
+max_batch_rows = 500000
+"#,
+        url = toml_string(&args.source_url),
+        log = toml_string(&format!("{data}/log")),
+        wh = toml_string(&format!("{data}/warehouse.duckdb")),
+    )
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// Writes the file, refusing to overwrite unless `--force`.
+pub fn run(args: &InitArgs) -> anyhow::Result<()> {
+    let text = render(args);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if args.force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(&args.config).with_context(|| {
+        if args.config.exists() {
+            format!(
+                "{} already exists (use --force to overwrite)",
+                args.config.display()
+            )
+        } else {
+            format!("cannot create {}", args.config.display())
+        }
+    })?;
+    file.write_all(text.as_bytes())?;
+    println!("wrote {}", args.config.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn rendered_file_is_a_valid_config() {
+        let args = InitArgs {
+            config: "x.toml".into(),
+            source_url: "postgres://u:${PGPASSWORD}@h/db".into(),
+            tables: vec!["public.orders".into(), "sales.*".into()],
+            data_dir: "/tmp/d \"q\"".into(),
+            force: false,
+        };
+        let vars: BTreeMap<String, String> = [("PGPASSWORD".to_owned(), "pw".to_owned())].into();
+        let config = sluice_config::Config::from_toml(&render(&args), &vars).expect("parses");
+        config.validate().expect("valid");
+        assert_eq!(config.source.tables, vec!["public.orders", "sales.*"]);
+        assert_eq!(
+            config.target.rest.get("path").and_then(|v| v.as_str()),
+            Some("/tmp/d \"q\"/warehouse.duckdb")
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! The configuration resolved into what the stages take: connector settings parsed by kind,
+//! the source URL parsed, table patterns split. Everything here is checked before any I/O, so
+//! a bad configuration exits with code 2 and a message naming the field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sluice_config::{Config, ConfigError, Problem};
+use sluice_postgres::{CaptureOptions, SourceConfig, TablePattern};
+
+use crate::loader::BatchLimits;
+use crate::registry::{self, LogKind, TargetKind};
+
+/// Everything a command needs, resolved from the file and the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub pipeline: String,
+    pub source: SourceConfig,
+    pub capture: CaptureOptions,
+    pub log: LogKind,
+    pub target: TargetKind,
+    pub limits: BatchLimits,
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read configuration file \"{path}\"")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("configuration file \"{path}\": {source}")]
+    Invalid { path: String, source: ConfigError },
+}
+
+impl Settings {
+    /// Reads, interpolates, overrides and validates the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let vars: BTreeMap<String, String> = std::env::vars().collect();
+        Settings::from_text(&text, &vars).map_err(|source| SettingsError::Invalid {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Resolves configuration text. Pure.
+    pub fn from_text(text: &str, vars: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
+        let config = Config::from_toml(text, vars)?;
+        config.validate()?;
+        let source = SourceConfig::parse(config.source.url.expose_secret())
+            .map_err(|e| ConfigError::Invalid(vec![Problem::new("source.url", e.to_string())]))?;
+        let tables = config
+            .source
+            .tables
+            .iter()
+            .map(|t| {
+                let (schema, table) = sluice_config::parse_table_pattern(t)
+                    .expect("validate() accepted every table pattern");
+                TablePattern { schema, table }
+            })
+            .collect();
+        let log = registry::log(&config.log)?;
+        let target = registry::target(&config.target)?;
+        Ok(Settings {
+            pipeline: config.pipeline.clone(),
+            source,
+            capture: CaptureOptions {
+                tables,
+                slot: config.source.slot.clone(),
+                publication: config.source.publication.clone(),
+            },
+            log,
+            target,
+            limits: BatchLimits {
+                flush_interval: Duration::from_millis(config.load.flush_interval_ms),
+                max_bytes: usize::try_from(config.load.max_batch_bytes.0).unwrap_or(usize::MAX),
+                max_rows: usize::try_from(config.load.max_batch_rows).unwrap_or(usize::MAX),
+            },
+        })
+    }
+}
