@@ -1,0 +1,10 @@
+//! Integration tests against real DuckDB files in temporary directories.
+
+#![allow(clippy::unwrap_used)]
+
+mod apply;
+mod checkpoint;
+mod errors;
+mod hostile;
+mod support;
+mod types;
