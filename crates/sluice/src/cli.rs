@@ -22,6 +22,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which stages `sluice sync` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    All,
+    Capture,
+    Load,
+}
+
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// Configuration file.
@@ -48,6 +56,10 @@ pub enum Command {
         /// Stop once everything committed at the source when sync started is loaded.
         #[arg(long)]
         until_caught_up: bool,
+        /// Run only one stage: `capture` (source into the change log) or `load` (change log
+        /// into the target), for running them as separate processes.
+        #[arg(long, value_enum, default_value_t = Stage::All)]
+        stage: Stage,
     },
 }
 

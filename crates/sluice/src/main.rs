@@ -68,13 +68,14 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Sync {
             config,
             until_caught_up,
+            stage,
         } => {
             let Some(settings) = load(&config.config) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
             let stop = CancellationToken::new();
             tokio::spawn(stop_on_signal(stop.clone()));
-            match sync::run(settings, until_caught_up, stop).await {
+            match sync::run(settings, stage, until_caught_up, stop).await {
                 Ok(report) => {
                     println!(
                         "sync finished: snapshot {} rows; streamed {} transactions, {} changes; loaded {} batches, {} rows; target at {}",

@@ -12,6 +12,7 @@ use sluice_postgres::{Capture, CaptureControl, CaptureReport};
 use tokio_util::sync::CancellationToken;
 
 use crate::Failure;
+use crate::cli::Stage;
 use crate::loader::{self, LoaderControl, LoaderReport};
 use crate::registry::{LogKind, TargetKind};
 use crate::settings::Settings;
@@ -36,6 +37,7 @@ pub struct SyncReport {
 /// committed at start is loaded).
 pub async fn run(
     settings: Settings,
+    stage: Stage,
     until_caught_up: bool,
     stop: CancellationToken,
 ) -> Result<SyncReport, Failure> {
@@ -43,31 +45,39 @@ pub async fn run(
     match (settings.log.clone(), settings.target.clone()) {
         #[cfg(feature = "duckdb")]
         (LogKind::Local(options), TargetKind::DuckDb(target)) => {
-            let writer = sluice_log_local::LocalLog::open(options)
-                .await
-                .map_err(|e| Failure::from_error("change log", e))?;
-            let reader = writer.reader();
+            let log_failure = |e| Failure::from_error("change log", e);
+            let (writer, reader) = if stage == Stage::Load {
+                // Another process captures: read by polling, append nothing.
+                let reader = sluice_log_local::LogReader::open(options.dir.clone())
+                    .await
+                    .map_err(log_failure)?;
+                (None, reader)
+            } else {
+                let writer = sluice_log_local::LocalLog::open(options)
+                    .await
+                    .map_err(log_failure)?;
+                let reader = writer.reader();
+                (Some(writer), reader)
+            };
             let destination = sluice_duckdb::DuckDbDestination::new(target)
                 .map_err(|e| Failure::from_error("target", e))?;
-            pipeline(
-                capture,
-                writer,
-                reader,
-                destination,
-                &settings,
-                until_caught_up,
-                stop,
-            )
-            .await
+            let stages = Stages {
+                capture: writer.map(|w| (capture, w)),
+                load: (stage != Stage::Capture).then_some((reader, destination)),
+            };
+            pipeline(stages, &settings, until_caught_up, stop).await
         }
     }
 }
 
+/// The stages to run: capture with its log writer, the loader with its log reader and target.
+struct Stages<W, R, D> {
+    capture: Option<(Capture, W)>,
+    load: Option<(R, D)>,
+}
+
 async fn pipeline<W, R, D>(
-    capture: Capture,
-    mut writer: W,
-    mut reader: R,
-    mut destination: D,
+    stages: Stages<W, R, D>,
     settings: &Settings,
     until_caught_up: bool,
     stop: CancellationToken,
@@ -82,7 +92,7 @@ where
         shutdown: stop.clone(),
         until_caught_up,
     };
-    let capture_task = {
+    let capture_task = stages.capture.map(|(capture, mut writer)| {
         let stop = stop.clone();
         let input_done = input_done.clone();
         tokio::spawn(async move {
@@ -104,12 +114,16 @@ where
             input_done.cancel();
             result
         })
-    };
-    let loader_task = {
+    });
+    if capture_task.is_none() && until_caught_up {
+        // Nothing appends in this process: load what the log holds now, then stop.
+        input_done.cancel();
+    }
+    let loader_task = stages.load.map(|(mut reader, mut destination)| {
         let stop = stop.clone();
         let control = LoaderControl {
             shutdown: stop.clone(),
-            input_done,
+            input_done: input_done.clone(),
         };
         let pipeline = settings.pipeline.clone();
         let limits = settings.limits;
@@ -131,17 +145,19 @@ where
             }
             result
         })
-    };
-    let capture = capture_task
-        .await
-        .map_err(|e| Failure::fatal("source", e.into()))?;
-    let loader = loader_task
-        .await
-        .map_err(|e| Failure::fatal("target", e.into()))?;
-    Ok(SyncReport {
-        capture: capture?,
-        loader: loader?,
-    })
+    });
+    let mut report = SyncReport::default();
+    if let Some(task) = capture_task {
+        report.capture = task
+            .await
+            .map_err(|e| Failure::fatal("source", e.into()))??;
+    }
+    if let Some(task) = loader_task {
+        report.loader = task
+            .await
+            .map_err(|e| Failure::fatal("target", e.into()))??;
+    }
+    Ok(report)
 }
 
 /// Retry bookkeeping of one stage.
