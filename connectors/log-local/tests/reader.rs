@@ -179,3 +179,33 @@ async fn dropped_read_loses_nothing() {
     let offsets: Vec<u64> = got.iter().map(offset).collect();
     assert_eq!(offsets, (1..=30).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn reader_in_another_process_leaves_a_torn_tail_to_the_writer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let all = records(3);
+    {
+        let mut log = open(tmp.path(), 1 << 20).await;
+        log.append(&all).await.expect("appends");
+    }
+    let seg = segments(tmp.path()).remove(0);
+    let full = std::fs::read(&seg).expect("reads");
+    let mut torn = full.clone();
+    *torn.last_mut().expect("non-empty") ^= 0xff;
+    torn.extend_from_slice(&[0; 64]);
+    std::fs::write(&seg, &torn).expect("writes");
+    let mut reader = LogReader::open(tmp.path()).await.expect("opens");
+    let got = read_all(&mut reader).await;
+    assert_eq!(
+        got.len(),
+        2,
+        "the damaged last record is not returned, and not an error"
+    );
+    // the writer reopens, cuts the tail and appends again
+    let mut log = open(tmp.path(), 1 << 20).await;
+    log.append(&all[2..]).await.expect("appends");
+    let got = reader.read(1 << 20, LONG).await.expect("reads");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].record, all[2]);
+    assert_eq!(offset(&got[0]), 3);
+}
