@@ -4,7 +4,7 @@
 #
 # Usage: tests/bench/run.sh          (from the repository root; `make bench` runs it)
 # Env:   WL_ROWS, WL_CDC, WL_TXN, WL_MOVES, WL_DRIVER   workload sizes (see workload.sh)
-#        SLUICE_BIN     sluice binary            (default target/release/sluice)
+#        SLUICE_BIN     sluice binary            (default ${CARGO_TARGET_DIR:-target}/release/sluice)
 #        WORKLOAD_DIR   workload.sh + .sql       (default ../shared/bench, else /work/shared/bench)
 #        BENCH_DIR      scratch parent directory (default /tmp/sluice-bench)
 #        BENCH_OUT      results file             (default tests/bench/results/latest.md)
@@ -22,7 +22,7 @@ PG_BIN=${WL_PG_BIN:-/usr/lib/postgresql/15/bin}
 export WL_PG_BIN=$PG_BIN
 HOST=${WL_HOST:-127.0.0.1}
 DB=bench
-SLUICE_BIN=${SLUICE_BIN:-target/release/sluice}
+SLUICE_BIN=${SLUICE_BIN:-${CARGO_TARGET_DIR:-target}/release/sluice}
 BENCH_OUT=${BENCH_OUT:-tests/bench/results/latest.md}
 BENCH_E2E=${BENCH_E2E:-1}
 if [ -z "${WORKLOAD_DIR:-}" ]; then

@@ -1,1 +1,5 @@
-//! End-to-end tests.
+//! End-to-end tests: the real `sluice` binary, a real PostgreSQL, a real DuckDB file.
+
+mod crash;
+mod idle;
+mod sync;
