@@ -125,13 +125,10 @@ impl Classify for Error {
         match self {
             Error::Config(_) | Error::Checkpoint { .. } | Error::NotOpen => ErrorClass::Fatal,
             Error::Locked { .. } | Error::Worker(_) => ErrorClass::Transient,
-            Error::Open { source, .. } => match source {
-                OpenSource::Io(_) => ErrorClass::Fatal,
-                OpenSource::DuckDb(e) => match class_of_duckdb(e) {
-                    ErrorClass::Definite => ErrorClass::Fatal,
-                    other => other,
-                },
-            },
+            // A lock held elsewhere is `Locked`; any other failure to open (a path that cannot
+            // be created, no permission, not a DuckDB file, a newer storage format) needs an
+            // operator.
+            Error::Open { .. } => ErrorClass::Fatal,
             Error::Sql { source, .. } => class_of_duckdb(source),
             Error::Value { .. } | Error::Schema { .. } => ErrorClass::Definite,
         }

@@ -493,3 +493,47 @@ async fn batches_built_by_hand_follow_the_same_rules() {
         vec!["1970-01-01 00:00:00+00"]
     );
 }
+
+/// Target tables have no PRIMARY KEY, so the source may change which columns identify a row:
+/// later rows are matched on the new key columns.
+#[tokio::test]
+async fn key_columns_can_change() {
+    let v1 = rel(
+        "public",
+        "stock",
+        1,
+        &[
+            ("sku", oid::TEXT, -1, true),
+            ("site", oid::TEXT, -1, false),
+            ("qty", oid::INT4, -1, false),
+        ],
+    );
+    let v2 = rel(
+        "public",
+        "stock",
+        2,
+        &[
+            ("sku", oid::TEXT, -1, true),
+            ("site", oid::TEXT, -1, true),
+            ("qty", oid::INT4, -1, false),
+        ],
+    );
+    let mut f = Fixture::new(DeleteMode::Soft);
+    f.apply(&[txn(
+        10,
+        vec![ins(&v1, vals(&[Some("a"), Some("x"), Some("1")]))],
+    )])
+    .await;
+    f.apply(&[txn(
+        20,
+        vec![
+            upd(&v2, None, vals(&[Some("a"), Some("x"), Some("2")])),
+            ins(&v2, vals(&[Some("a"), Some("y"), Some("5")])),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        f.lines("SELECT sku, site, qty, _sluice_lsn FROM raw.stock ORDER BY ALL"),
+        vec!["a|x|2|20", "a|y|5|20"]
+    );
+}

@@ -258,3 +258,19 @@ async fn file_locked_by_another_process() {
     // Once the other process is gone, the same destination opens.
     assert_eq!(d.open("main").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.duckdb");
+    std::fs::write(
+        &path,
+        b"this is not a duckdb file, just some text long enough",
+    )
+    .unwrap();
+    let mut d = DuckDbDestination::new(DuckDbConfig::new(&path)).unwrap();
+    let err = d.open("main").await.expect_err("not a database");
+    assert!(matches!(err, Error::Open { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Fatal);
+    assert!(err.to_string().contains("w.duckdb"), "{err}");
+}
