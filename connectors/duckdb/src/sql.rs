@@ -446,18 +446,19 @@ mod tests {
 
     #[test]
     fn ddl() {
-        insta::assert_snapshot!(create_schema("we\"ird s"));
-        insta::assert_snapshot!(create_table("raw", "orders", &columns()));
-        insta::assert_snapshot!(add_column(
-            "raw",
-            "; DROP TABLE x; --",
-            "sélect",
-            &DuckType::Uuid
-        ));
-        insta::assert_snapshot!(alter_column_type("raw", "t", "n", &DuckType::BigInt));
-        insta::assert_snapshot!(table_columns("it's", "t"));
-        insta::assert_snapshot!(create_stage(3));
-        insta::assert_snapshot!(drop_stage());
+        insta::assert_snapshot!("create_schema", create_schema("we\"ird s"));
+        insta::assert_snapshot!("create_table", create_table("raw", "orders", &columns()));
+        insta::assert_snapshot!(
+            "add_column",
+            add_column("raw", "; DROP TABLE x; --", "sélect", &DuckType::Uuid)
+        );
+        insta::assert_snapshot!(
+            "alter_column_type",
+            alter_column_type("raw", "t", "n", &DuckType::BigInt)
+        );
+        insta::assert_snapshot!("table_columns", table_columns("it's", "t"));
+        insta::assert_snapshot!("create_stage", create_stage(3));
+        insta::assert_snapshot!("drop_stage", drop_stage());
     }
 
     #[test]
@@ -472,7 +473,7 @@ mod tests {
         assert_eq!(convert("c0", &texts), "CAST(c0 AS VARCHAR[])");
         assert_eq!(convert("c0", &DuckType::Varchar), "c0");
         assert_eq!(convert("c0", &DuckType::Date), "CAST(c0 AS DATE)");
-        insta::assert_snapshot!(check_stage(&columns()).expect("checks").0);
+        insta::assert_snapshot!("check_stage", check_stage(&columns()).expect("checks").0);
         assert_eq!(check_stage(&columns()).expect("checks").1, vec![0, 2, 4]);
         assert!(check_stage(&[col("a", DuckType::Varchar, true)]).is_none());
     }
@@ -487,7 +488,7 @@ mod tests {
             "merge_hard",
             merge("raw", "orders", &columns(), DeleteMode::Hard)
         );
-        insta::assert_snapshot!(append("raw", "events", &columns()[1..]));
+        insta::assert_snapshot!("append", append("raw", "events", &columns()[1..]));
         insta::assert_snapshot!(
             "truncate_soft",
             truncate_below("raw", "t", 42, DeleteMode::Soft)
@@ -500,15 +501,18 @@ mod tests {
 
     #[test]
     fn checkpoints() {
-        insta::assert_snapshot!(create_checkpoint_table("raw"));
-        insta::assert_snapshot!(upsert_checkpoint(
-            "raw",
-            "it's",
-            r#"{"partitions":{"0":"12"}}"#,
-            0x16_B374_D848,
-            "16/B374D848",
-            1_700_000_000_123_456
-        ));
-        insta::assert_snapshot!(select_checkpoint("raw", "main"));
+        insta::assert_snapshot!("create_checkpoint_table", create_checkpoint_table("raw"));
+        insta::assert_snapshot!(
+            "upsert_checkpoint",
+            upsert_checkpoint(
+                "raw",
+                "it's",
+                r#"{"partitions":{"0":"12"}}"#,
+                0x16_B374_D848,
+                "16/B374D848",
+                1_700_000_000_123_456
+            )
+        );
+        insta::assert_snapshot!("select_checkpoint", select_checkpoint("raw", "main"));
     }
 }
