@@ -159,6 +159,7 @@ row() { # SYSTEM PHASE EVENTS SECONDS RATE RATIO RSS
 }
 
 # --- 1. source cluster -------------------------------------------------------------------
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "sizes: WL_ROWS=$WL_ROWS WL_CDC=$WL_CDC WL_TXN=$WL_TXN; sluice: $SLUICE_BIN; scratch: $WORK"
 "$WL" expected >"$WORK/expected"
 "$WL" cluster-init "$PGDATA_DIR" "$PORT" >&2
@@ -255,6 +256,7 @@ commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
        "($(tr '\n' ' ' <"$WORK/expected" | sed 's/ *$//'))."
   echo "Binary: $sluice_version ($SLUICE_BIN), commit $commit; $(date -u +%Y-%m-%dT%H:%MZ);" \
        "$(nproc) CPUs, PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}')."
+  echo "Load average before the run: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)."
   echo "Every CDC phase decodes the same slot contents (the CDC phase, $cdc_events events), one after the other."
   echo "Target checked against the source with workload.sh checksum after the snapshot and after each load."
   echo

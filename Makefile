@@ -1,0 +1,49 @@
+# Sluice: the single entry point. `make help` lists the targets.
+
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/sluice
+# The prebuilt libduckdb (fetched by `make setup`); binaries find it through their rpath.
+export DUCKDB_LIB_DIR ?= $(CACHE)/duckdb-1.5.6/package
+CARGO ?= cargo
+NEXTEST_PROFILE ?= default
+
+.DEFAULT_GOAL := help
+.PHONY: help setup build release demo test lint fmt bench fuzz clean-demo
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## Fetch the prebuilt libduckdb and install cargo-nextest if missing
+	@tests/scripts/fetch-libduckdb.sh "$(CACHE)" >/dev/null
+	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+
+build: setup ## Build the sluice binary (debug)
+	$(CARGO) build -p sluice
+
+release: setup ## Build the sluice binary (release): target/release/sluice
+	$(CARGO) build --release -p sluice
+
+demo: release ## Throwaway PostgreSQL with a retail schema -> sluice -> ./sluice-data/warehouse.duckdb
+	$(CARGO) build --release -p sluice-tests --example show
+	tests/demo/demo.sh
+
+test: setup ## Run every test (unit, integration, end-to-end) with cargo nextest
+	$(CARGO) build -p sluice
+	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE)
+
+lint: ## rustfmt and clippy, warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: release ## Capture and load throughput next to pg_recvlogical on the shared workload
+	SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/bench/run.sh
+
+fuzz: ## Run the fuzz targets for FUZZ_SECONDS each (default 60)
+	cd crates/pgoutput/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run decode -- -max_total_time=$${FUZZ_SECONDS:-60}
+	cd connectors/log-local/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run segment -- -max_total_time=$${FUZZ_SECONDS:-60}
+
+clean-demo: ## Remove ./sluice-data (the demo's database, change log and warehouse)
+	rm -rf sluice-data
