@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `sluice` binary, a real PostgreSQL, a real DuckDB file.
 
+mod check;
 mod crash;
 mod idle;
 mod sync;
