@@ -129,9 +129,16 @@ impl TableAcc {
         match self.by_key.get(&key) {
             Some(&i) => {
                 let previous = &self.rows[i];
-                if row.op == RowOp::Upsert && previous.op == RowOp::Upsert {
+                if previous.op == RowOp::Upsert {
+                    // An unchanged TOAST value takes the value written earlier in the batch; a
+                    // delete's old image (often the key only) takes the last values written, so
+                    // a soft-delete tombstone shows the row as it was.
+                    let fill = |v: &Value| match row.op {
+                        RowOp::Upsert => *v == Value::Unchanged,
+                        RowOp::Delete => matches!(v, Value::Null | Value::Unchanged),
+                    };
                     for (v, p) in row.values.iter_mut().zip(&previous.values) {
-                        if *v == Value::Unchanged {
+                        if fill(v) {
                             *v = p.clone();
                         }
                     }
@@ -420,6 +427,24 @@ mod tests {
                 values: vec![v("1"), v("c")],
                 lsn: Lsn(10),
                 commit_ts: 10
+            }]
+        );
+    }
+
+    #[test]
+    fn delete_after_insert_in_batch_keeps_the_last_values() {
+        let r = rel(&[("id", true), ("v", false)]);
+        let (batch, _) = build(&[
+            txn(10, vec![ins(&r, vec![v("1"), v("a")])]),
+            txn(20, vec![del(&r, vec![v("1"), Value::Null])]),
+        ]);
+        assert_eq!(
+            batch.tables[0].rows,
+            vec![Row {
+                op: RowOp::Delete,
+                values: vec![v("1"), v("a")],
+                lsn: Lsn(20),
+                commit_ts: 20
             }]
         );
     }
