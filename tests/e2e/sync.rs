@@ -163,3 +163,39 @@ async fn hard_deletes_remove_rows() {
     assert_eq!(total, 6);
     assert_same(&db, &wh, "t", &[("id", Kind::Plain), ("v", Kind::Plain)]).await;
 }
+
+/// With `synchronous_commit = off` a commit can be acknowledged before its WAL is flushed:
+/// `--until-caught-up` must still wait for it.
+#[tokio::test]
+async fn until_caught_up_includes_the_latest_async_commit() {
+    let db = PgCluster::shared()
+        .fresh_database()
+        .await
+        .expect("database");
+    db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .expect("schema");
+    let pipeline = Pipeline::new(&db, &["public.t"], "");
+    pipeline.sync_until_caught_up();
+    let client = db.client().await.expect("client");
+    client
+        .batch_execute("SET synchronous_commit = off")
+        .await
+        .expect("async commit");
+    for id in 1..=15 {
+        client
+            .execute("INSERT INTO t VALUES ($1)", &[&id])
+            .await
+            .expect("insert");
+        pipeline.sync_until_caught_up();
+        let wh = pipeline.warehouse();
+        let n: i64 = wh
+            .query_row("SELECT count(*) FROM raw.t", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(
+            n,
+            i64::from(id),
+            "round {id}: the commit made just before the sync is loaded"
+        );
+    }
+}

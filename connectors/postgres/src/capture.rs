@@ -97,8 +97,10 @@ impl Capture {
         control: &CaptureControl,
     ) -> Result<CaptureReport> {
         let client = connect(&self.source).await?;
-        check_server(&client).await?;
-        let target = current_wal_lsn(&client).await?;
+        let version = check_server(&client).await?;
+        // Messages (for the caught-up marker) exist from protocol 1 on PostgreSQL 14.
+        let messages = version >= 140_000;
+        let fallback_target = current_insert_lsn(&client).await?;
         let tables = catalog::resolve_tables(&client, &self.options.tables).await?;
         publication::ensure(&client, &self.options.publication, &tables).await?;
         let slot_name = &self.options.slot;
@@ -145,15 +147,20 @@ impl Capture {
             .filter(|t| !t.is_zero())
             .map_or(STATUS_INTERVAL, |t| STATUS_INTERVAL.min(t / 3));
         let publication_names = ident::publication_names(&[self.options.publication.as_str()]);
+        let mut options = vec![
+            ("proto_version", "1"),
+            ("publication_names", publication_names.as_str()),
+        ];
+        if messages {
+            options.push(("messages", "true"));
+        }
+        let caught_up = match (control.until_caught_up, messages) {
+            (false, _) => None,
+            (true, true) => Some(CaughtUp::Marker(emit_marker(&client).await?)),
+            (true, false) => Some(CaughtUp::Position(fallback_target)),
+        };
         let stream = repl
-            .start_replication(
-                slot_name,
-                Lsn::ZERO,
-                &[
-                    ("proto_version", "1"),
-                    ("publication_names", &publication_names),
-                ],
-            )
+            .start_replication(slot_name, Lsn::ZERO, &options)
             .await?;
         let mut streamer = Streamer {
             client: &client,
@@ -167,10 +174,14 @@ impl Capture {
             skip_through,
             report,
             status_buf: BytesMut::with_capacity(64),
+            marker: match &caught_up {
+                Some(CaughtUp::Marker(token)) => Some(token.clone()),
+                _ => None,
+            },
+            marker_seen: false,
         };
-        let caught_up_at = control.until_caught_up.then_some(target);
         let result = streamer
-            .stream(stream, log, control, status_interval, caught_up_at)
+            .stream(stream, log, control, status_interval, caught_up.as_ref())
             .await;
         let report = streamer.report;
         result.map(|()| report)
@@ -271,7 +282,38 @@ async fn append<W: ChangeLogWriter>(log: &mut W, records: &[LogRecord]) -> Resul
     })
 }
 
-async fn check_server(client: &Client) -> Result<()> {
+/// How `--until-caught-up` knows everything committed before it started has arrived.
+enum CaughtUp {
+    /// A non-transactional logical message emitted at start (PostgreSQL 14+): every commit
+    /// before it precedes it in the stream.
+    Marker(String),
+    /// The WAL insert position at start (older servers): reached when a keepalive passes it.
+    Position(Lsn),
+}
+
+/// Prefix of the caught-up marker messages Sluice emits.
+pub const MARKER_PREFIX: &str = "sluice.caught_up";
+
+async fn emit_marker(client: &Client) -> Result<String> {
+    let token = format!(
+        "{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    client
+        .execute(
+            "SELECT pg_logical_emit_message(false, $1, $2)",
+            &[&MARKER_PREFIX, &token],
+        )
+        .await
+        .map_err(|e| Error::client("emitting the caught-up marker", e))?;
+    Ok(token)
+}
+
+/// Checks the server's settings; returns `server_version_num`.
+async fn check_server(client: &Client) -> Result<i32> {
     let row = client
         .query_one(
             "SELECT current_setting('wal_level'), current_setting('server_version_num')::int, \
@@ -301,17 +343,18 @@ async fn check_server(client: &Client) -> Result<()> {
             "Capture from a database created with ENCODING 'UTF8'.",
         ));
     }
-    Ok(())
+    Ok(version)
 }
 
-async fn current_wal_lsn(client: &Client) -> Result<Lsn> {
+/// The WAL insert position: includes commits not yet flushed (`synchronous_commit = off`).
+async fn current_insert_lsn(client: &Client) -> Result<Lsn> {
     let row = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
         .await
         .map_err(|e| Error::client("reading the current WAL position", e))?;
-    row.get::<_, String>(0)
-        .parse()
-        .map_err(|_| Error::Protocol("pg_current_wal_lsn() returned an invalid LSN".to_owned()))
+    row.get::<_, String>(0).parse().map_err(|_| {
+        Error::Protocol("pg_current_wal_insert_lsn() returned an invalid LSN".to_owned())
+    })
 }
 
 async fn wal_sender_timeout(client: &Client) -> Result<Option<Duration>> {
@@ -359,6 +402,9 @@ struct Streamer<'a> {
     skip_through: Lsn,
     report: CaptureReport,
     status_buf: BytesMut,
+    /// This run's caught-up marker, and whether it arrived.
+    marker: Option<String>,
+    marker_seen: bool,
 }
 
 enum Next {
@@ -375,7 +421,7 @@ impl Streamer<'_> {
         log: &mut W,
         control: &CaptureControl,
         status_interval: Duration,
-        caught_up_at: Option<Lsn>,
+        caught_up: Option<&CaughtUp>,
     ) -> Result<()> {
         let mut last_status = Instant::now();
         let outcome = loop {
@@ -422,10 +468,14 @@ impl Streamer<'_> {
                 self.send_status(&mut stream).await?;
                 last_status = Instant::now();
             }
-            if let Some(target) = caught_up_at
-                && self.idle()
-                && self.durable.max(self.server_end) >= target
-            {
+            let done = match caught_up {
+                None => false,
+                Some(CaughtUp::Marker(_)) => self.marker_seen && self.txn.is_none(),
+                Some(CaughtUp::Position(target)) => {
+                    self.idle() && self.durable.max(self.server_end) >= *target
+                }
+            };
+            if done {
                 tracing::info!(lsn = %self.confirmed, "caught up");
                 break Ok(());
             }
@@ -611,7 +661,18 @@ impl Streamer<'_> {
                     })?;
                 }
             }
-            Message::Origin(_) | Message::Type(_) | Message::Message(_) => {}
+            Message::Message(m) => {
+                if !m.transactional
+                    && m.prefix == MARKER_PREFIX
+                    && self
+                        .marker
+                        .as_deref()
+                        .is_some_and(|t| m.content.as_ref() == t.as_bytes())
+                {
+                    self.marker_seen = true;
+                }
+            }
+            Message::Origin(_) | Message::Type(_) => {}
             other => {
                 return Err(Error::Protocol(format!(
                     "unexpected message in a protocol version 1 stream: {other:?}"
