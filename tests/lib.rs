@@ -42,12 +42,12 @@ impl Pipeline {
             .collect::<Vec<_>>()
             .join(", ");
         let text = format!(
-            "[source]\nurl = \"{url}\"\ntables = [{tables}]\nslot = \"{slot}\"\npublication = \"sluice_pub\"\n\n\
+            "[source]\nurl = \"{url}\"\ntables = [{tables}]\nslot = \"s_{slot}\"\npublication = \"sluice_pub\"\n\n\
              [log]\nkind = \"local\"\npath = \"{log}\"\n\n\
              [target]\nkind = \"duckdb\"\npath = \"{wh}\"\nschema = \"raw\"\n\n\
              [load]\nflush_interval_ms = 200\n{extra}\n",
             url = db.url(),
-            slot = format!("s_{}", db.name()),
+            slot = db.name(),
             log = dir.path().join("log").display(),
             wh = warehouse.display(),
         );
