@@ -113,11 +113,15 @@ summary_field() { # NAME FIELD
     awk -v f="$2" '{ if (f=="snapshot") print $1; else if (f=="txns") print $2; else if (f=="changes") print $3; else if (f=="batches") print $4; else print $5 }'
 }
 
-# Exports the non-deleted rows of a DuckDB warehouse into schema SCHEMA of the source and
-# compares workload.sh checksums of the source tables and that copy. Fails on a difference.
-check_target() { # WAREHOUSE SCHEMA LABEL
-  local warehouse=$1 schema=$2 label=$3 src dst
-  "$PY" - "$warehouse" "$WORK/$schema" <<'PYEOF'
+# Result check. Nothing may write to the source between the snapshot and the last measured
+# run (every slot must hold the same changes, and a slot would have to decode the check's own
+# writes): each check exports the warehouse (non-deleted rows, the source's columns) to CSV
+# and saves the source's checksum (read only); verify_targets copies the CSVs into a scratch
+# schema of the source at the end and compares `workload.sh checksum` outputs exactly.
+CHECKS=()
+export_target() { # WAREHOUSE NAME LABEL
+  local warehouse=$1 name=$2 label=$3
+  "$PY" - "$warehouse" "$WORK/check_$name" <<'PYEOF'
 import os, sys, duckdb
 warehouse, out = sys.argv[1], sys.argv[2]
 os.makedirs(out, exist_ok=True)
@@ -133,24 +137,32 @@ for table, c in cols.items():
         f"TO '{out}/{table}.csv' (FORMAT csv, HEADER false)"
     )
 PYEOF
-  psql_ <<SQL
-DROP SCHEMA IF EXISTS $schema CASCADE;
-CREATE SCHEMA $schema;
-CREATE TABLE $schema.orders (LIKE public.orders);
-CREATE TABLE $schema.inventory_movements (LIKE public.inventory_movements);
-\copy $schema.orders FROM '$WORK/$schema/orders.csv' WITH (FORMAT csv)
-\copy $schema.inventory_movements FROM '$WORK/$schema/inventory_movements.csv' WITH (FORMAT csv)
+  "$WL" checksum "$PORT" "$DB" public >"$WORK/check_$name/source.sum"
+  CHECKS+=("$name:$label")
+}
+
+verify_targets() {
+  local c name label src dst
+  for c in "${CHECKS[@]}"; do
+    name=${c%%:*} label=${c#*:}
+    psql_ <<SQL
+DROP SCHEMA IF EXISTS bench_check CASCADE;
+CREATE SCHEMA bench_check;
+CREATE TABLE bench_check.orders (LIKE public.orders);
+CREATE TABLE bench_check.inventory_movements (LIKE public.inventory_movements);
+\copy bench_check.orders FROM '$WORK/check_$name/orders.csv' WITH (FORMAT csv)
+\copy bench_check.inventory_movements FROM '$WORK/check_$name/inventory_movements.csv' WITH (FORMAT csv)
 SQL
-  src=$("$WL" checksum "$PORT" "$DB" public)
-  dst=$("$WL" checksum "$PORT" "$DB" "$schema")
-  psql_ -c "DROP SCHEMA $schema CASCADE"
-  rm -rf "${WORK:?}/$schema"
-  if [ "$src" != "$dst" ]; then
-    log "checksum mismatch after $label"
-    printf 'source (public):\n%s\ntarget (%s):\n%s\n' "$src" "$warehouse" "$dst" >&2
-    die "target differs from source after $label"
-  fi
-  log "check after $label: target matches source ($(echo "$src" | awk '{printf "%s%s=%s rows", (NR>1?", ":""), $1, $2}'))"
+    src=$(cat "$WORK/check_$name/source.sum")
+    dst=$("$WL" checksum "$PORT" "$DB" bench_check)
+    if [ "$src" != "$dst" ]; then
+      log "checksum mismatch after $label"
+      printf 'source (public):\n%s\ntarget (%s):\n%s\n' "$src" "$label" "$dst" >&2
+      die "target differs from source after $label"
+    fi
+    log "check after $label: target matches source ($(echo "$src" | awk '{printf "%s%s=%s rows", (NR>1?", ":""), $1, $2}'))"
+  done
+  psql_ -c "DROP SCHEMA bench_check CASCADE"
 }
 
 ROWS_MD=()
@@ -183,7 +195,7 @@ snap_rows=$(summary_field snapshot snapshot)
 [ "$snap_rows" = "$preload_total" ] || die "snapshot copied $snap_rows rows, expected $preload_total"
 row sluice "snapshot (sync --until-caught-up)" "$preload_total" "$ELAPSED" "$(rate "$preload_total" "$ELAPSED")" "-" "$RSS_MB MiB"
 log "snapshot: $ELAPSED s, peak RSS $RSS_MB MiB"
-check_target "$WORK/sluice/warehouse.duckdb" bench_check "snapshot"
+export_target "$WORK/sluice/warehouse.duckdb" snapshot "snapshot"
 
 # --- 3. slots, CDC phase ----------------------------------------------------------------------
 psql_ -Atc "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'sluice_bench'" | grep -q 1 \
@@ -233,7 +245,7 @@ sum_s=$(awk -v a="$CAP_S" -v b="$LOAD_S" 'BEGIN{printf "%.2f", a+b}')
 r=$(rate "$cdc_events" "$sum_s")
 max_rss=$(( CAP_RSS > RSS_MB ? CAP_RSS : RSS_MB ))
 row sluice "end to end (capture + load, sequential)" "$cdc_events" "$sum_s" "$r" "$(ratio "$r")" "$max_rss MiB"
-check_target "$WORK/sluice/warehouse.duckdb" bench_check "capture + load"
+export_target "$WORK/sluice/warehouse.duckdb" load "capture + load"
 
 if [ "$BENCH_E2E" = 1 ]; then
   log "sluice sync --until-caught-up (stage all) on the copy"
@@ -243,8 +255,10 @@ if [ "$BENCH_E2E" = 1 ]; then
   r=$(rate "$cdc_events" "$ELAPSED")
   row sluice "end to end (sync, capture and load concurrent)" "$cdc_events" "$ELAPSED" "$r" "$(ratio "$r")" "$RSS_MB MiB"
   log "stage all: $ELAPSED s, peak RSS $RSS_MB MiB"
-  check_target "$WORK/e2e/warehouse.duckdb" bench_check "stage all"
+  export_target "$WORK/e2e/warehouse.duckdb" e2e "stage all"
 fi
+
+verify_targets
 
 # --- 7. report ------------------------------------------------------------------------------
 sluice_version=$("$SLUICE_BIN" --version 2>/dev/null || echo sluice)
