@@ -117,7 +117,7 @@ impl Destination for DuckDbDestination {
         }))
     }
 
-    async fn apply(&mut self, batch: &Batch, checkpoint: &Checkpoint) -> Result<()> {
+    async fn apply(&mut self, batch: Batch, checkpoint: &Checkpoint) -> Result<()> {
         let pipeline = self.pipeline.clone().ok_or(Error::NotOpen)?;
         let position =
             serde_json::to_string(&checkpoint.position).map_err(|e| Error::Checkpoint {
@@ -132,8 +132,6 @@ impl Destination for DuckDbDestination {
             &checkpoint.applied_lsn.to_string(),
             checkpoint.applied_commit_ts,
         );
-        // The blocking thread needs owned data; the batch is bounded by the loader's budget.
-        let batch = batch.clone();
         let schema = self.config.schema.clone();
         let deletes = self.config.deletes;
         let rows = batch.rows();

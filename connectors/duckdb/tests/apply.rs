@@ -191,7 +191,7 @@ async fn duplicate_delivery_changes_nothing() {
         // loader does.
         let stored = f.reopen().await.unwrap();
         let mut builder = sluice_core::BatchBuilder::after(&stored);
-        builder.push(&records[0]);
+        builder.push(records[0].clone());
         let (prefix, cp) = builder.finish(sluice_core::LogPosition::single("0", 2));
         f.try_apply(&prefix, &cp).await.unwrap();
         assert_eq!(f.dump("raw.orders"), once, "{mode:?}: prefix replayed");

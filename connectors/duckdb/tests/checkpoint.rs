@@ -63,7 +63,7 @@ async fn pipelines_are_kept_apart() {
         applied_lsn: Lsn(70),
         applied_commit_ts: 1,
     };
-    a.apply(&Batch::default(), &cp).await.unwrap();
+    a.apply(Batch::default(), &cp).await.unwrap();
     drop(a);
     let mut b = DuckDbDestination::new(config).unwrap();
     assert_eq!(b.open("b").await.unwrap(), None);

@@ -204,7 +204,7 @@ async fn apply_before_open() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = DuckDbDestination::new(DuckDbConfig::new(dir.path().join("w.duckdb"))).unwrap();
     let err = d
-        .apply(&Batch::default(), &Checkpoint::default())
+        .apply(Batch::default(), &Checkpoint::default())
         .await
         .expect_err("not open");
     assert!(matches!(err, Error::NotOpen));

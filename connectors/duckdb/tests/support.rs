@@ -96,7 +96,7 @@ pub fn txn(commit: u64, changes: Vec<Change>) -> LogRecord {
 pub fn build(from: usize, records: &[LogRecord]) -> (Batch, Checkpoint) {
     let mut b = BatchBuilder::default();
     for r in records {
-        b.push(r);
+        b.push(r.clone());
     }
     b.finish(LogPosition::single("0", from + records.len()))
 }
@@ -155,7 +155,7 @@ impl Fixture {
         batch: &Batch,
         cp: &Checkpoint,
     ) -> Result<(), sluice_duckdb::Error> {
-        self.dest().await.apply(batch, cp).await
+        self.dest().await.apply(batch.clone(), cp).await
     }
 
     /// Builds a batch of `records` and applies it.

@@ -215,8 +215,8 @@ impl BatchBuilder {
         self.applied_lsn
     }
 
-    /// Adds a whole record.
-    pub fn push(&mut self, record: &LogRecord) {
+    /// Adds a whole record, taking its values.
+    pub fn push(&mut self, record: LogRecord) {
         self.records += 1;
         self.bytes += record.size();
         match record {
@@ -227,7 +227,7 @@ impl BatchBuilder {
                 if txn.kind == TxnKind::Stream && txn.end_lsn <= self.applied_lsn {
                     return;
                 }
-                for change in &txn.changes {
+                for change in txn.changes {
                     self.changes += 1;
                     self.push_change(txn.commit_lsn, txn.commit_ts, change);
                 }
@@ -241,7 +241,7 @@ impl BatchBuilder {
                 relations,
             } => {
                 let rows_at = Lsn(consistent_point.0.saturating_sub(1));
-                for relation in relations {
+                for relation in &relations {
                     self.table(relation).truncate(rows_at);
                 }
             }
@@ -258,26 +258,29 @@ impl BatchBuilder {
         acc
     }
 
-    fn push_change(&mut self, lsn: Lsn, commit_ts: i64, change: &Change) {
+    fn push_change(&mut self, lsn: Lsn, commit_ts: i64, change: Change) {
+        let owned = |k: Option<Vec<&Value>>| k.map(|k| k.into_iter().cloned().collect::<Vec<_>>());
+        let key = owned(change.key());
+        let old_key = owned(change.old_key_if_changed());
+        let keyed = change.relation.has_key();
         let acc = self.table(&change.relation);
-        let row = |op, values: &Option<Vec<Value>>| Row {
+        let row = |op, values: Option<Vec<Value>>| Row {
             op,
-            values: values.clone().unwrap_or_default(),
+            values: values.unwrap_or_default(),
             lsn,
             commit_ts,
         };
-        let owned = |k: Option<Vec<&Value>>| k.map(|k| k.into_iter().cloned().collect::<Vec<_>>());
         match change.op {
             Op::Truncate => acc.truncate(lsn),
             Op::Insert | Op::Update => {
-                if let Some(old_key) = owned(change.old_key_if_changed()) {
-                    acc.put(Some(old_key), row(RowOp::Delete, &change.old));
+                if old_key.is_some() {
+                    acc.put(old_key, row(RowOp::Delete, change.old));
                 }
-                acc.put(owned(change.key()), row(RowOp::Upsert, &change.new));
+                acc.put(key, row(RowOp::Upsert, change.new));
             }
             Op::Delete => {
-                if change.relation.has_key() {
-                    acc.put(owned(change.key()), row(RowOp::Delete, &change.old));
+                if keyed {
+                    acc.put(key, row(RowOp::Delete, change.old));
                 }
                 // Without a key a delete cannot be matched: append-only tables keep history.
             }
@@ -375,7 +378,7 @@ mod tests {
     fn build(records: &[LogRecord]) -> (Batch, Checkpoint) {
         let mut b = BatchBuilder::default();
         for r in records {
-            b.push(r);
+            b.push(r.clone());
         }
         b.finish(LogPosition::single("0", records.len()))
     }
@@ -516,8 +519,8 @@ mod tests {
             applied_lsn: Lsn(21),
             ..Default::default()
         });
-        b.push(&txn(20, vec![ins(&r, vec![v("1")])]));
-        b.push(&txn(30, vec![ins(&r, vec![v("2")])]));
+        b.push(txn(20, vec![ins(&r, vec![v("1")])]));
+        b.push(txn(30, vec![ins(&r, vec![v("2")])]));
         let (batch, cp) = b.finish(LogPosition::default());
         assert_eq!(batch.tables[0].rows.len(), 1);
         assert_eq!(batch.tables[0].rows[0].values, vec![v("2")]);

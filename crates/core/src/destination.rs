@@ -76,10 +76,11 @@ pub trait Destination: Send {
     ) -> impl Future<Output = Result<Option<Checkpoint>, Self::Error>> + Send;
 
     /// Creates or evolves target tables as the batch's relations require, applies its rows and
-    /// stores `checkpoint` for the pipeline given to `open`, atomically.
+    /// stores `checkpoint` for the pipeline given to `open`, atomically. The batch is handed
+    /// over so a destination can move it to where the work happens without copying it.
     fn apply(
         &mut self,
-        batch: &Batch,
+        batch: Batch,
         checkpoint: &Checkpoint,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }

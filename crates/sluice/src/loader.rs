@@ -92,7 +92,7 @@ where
             };
             let got = records.len();
             for r in records {
-                builder.push(&r.record);
+                builder.push(r.record);
                 last = Some(r.position);
             }
             let full = builder.bytes() >= limits.max_bytes || builder.changes() >= limits.max_rows;
@@ -113,14 +113,15 @@ where
         let Some(position) = last else { continue };
         let (batch, next) = builder.finish(position);
         let t0 = Instant::now();
+        let (changes, rows, batch_bytes) = (batch.changes, batch.rows(), batch.bytes);
         destination
-            .apply(&batch, &next)
+            .apply(batch, &next)
             .await
             .map_err(|e| Failure::from_error("target", e))?;
         tracing::debug!(
-            changes = batch.changes,
-            rows = batch.rows(),
-            batch_bytes = batch.bytes,
+            changes,
+            rows,
+            batch_bytes,
             lsn = %next.applied_lsn,
             elapsed_ms = t0.elapsed().as_millis() as u64,
             "batch applied"
@@ -130,8 +131,8 @@ where
             .await
             .map_err(|e| Failure::from_error("change log", e))?;
         report.batches += 1;
-        report.changes += batch.changes as u64;
-        report.rows += batch.rows() as u64;
+        report.changes += changes as u64;
+        report.rows += rows as u64;
         report.checkpoint = next.clone();
         checkpoint = next;
     }
