@@ -492,7 +492,8 @@ impl Cursor {
                     })?;
                     seg.pos += FRAME_HEADER_LEN as u64 + len;
                     self.next = Some(after);
-                    let size = self.payload.len();
+                    // Budgets count memory, as the loader does ([`LogRecord::size`]).
+                    let size = record.size();
                     return Ok(Some((
                         ReadRecord {
                             record,

@@ -245,7 +245,10 @@ impl BatchBuilder {
                     self.table(relation).truncate(rows_at);
                 }
             }
-            LogRecord::SnapshotEnd { .. } => {}
+            LogRecord::SnapshotEnd { consistent_point } => {
+                // Everything committed before the consistent point is in the snapshot.
+                self.applied_lsn = self.applied_lsn.max(consistent_point);
+            }
         }
     }
 
@@ -525,6 +528,19 @@ mod tests {
         assert_eq!(batch.tables[0].rows.len(), 1);
         assert_eq!(batch.tables[0].rows[0].values, vec![v("2")]);
         assert_eq!(cp.applied_lsn, Lsn(31));
+    }
+
+    #[test]
+    fn snapshot_end_marks_the_consistent_point_applied() {
+        let mut b = BatchBuilder::default();
+        b.push(LogRecord::SnapshotEnd {
+            consistent_point: Lsn(500),
+        });
+        // A stream transaction ending at or before the consistent point is in the snapshot.
+        b.push(txn(400, vec![ins(&rel(&[("id", true)]), vec![v("1")])]));
+        let (batch, cp) = b.finish(LogPosition::default());
+        assert_eq!(cp.applied_lsn, Lsn(500));
+        assert!(batch.tables.is_empty());
     }
 
     #[test]

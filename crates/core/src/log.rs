@@ -123,8 +123,9 @@ pub trait ChangeLogReader: Send {
         position: &LogPosition,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
-    /// Returns the next records, stopping once their total size reaches `max_bytes` (but
-    /// always at least one record when one is available). Waits up to `wait` for a first
+    /// Returns the next records, stopping once their total size ([`LogRecord::size`], the
+    /// in-memory estimate loaders budget with) reaches `max_bytes` (but always at least one
+    /// record when one is available). Waits up to `wait` for a first
     /// record; returns an empty vector when none arrived in that time.
     fn read(
         &mut self,

@@ -31,11 +31,12 @@ impl Value {
         }
     }
 
-    /// Approximate in-memory size, for byte budgets.
+    /// Approximate in-memory size, for byte budgets: the value itself plus its text's heap
+    /// allocation.
     pub fn size(&self) -> usize {
         match self {
-            Value::Text(s) => s.len() + 8,
-            Value::Null | Value::Unchanged => 1,
+            Value::Text(s) => std::mem::size_of::<Value>() + s.capacity(),
+            Value::Null | Value::Unchanged => std::mem::size_of::<Value>(),
         }
     }
 }

@@ -79,7 +79,10 @@ where
         let started = Instant::now();
         loop {
             let elapsed = started.elapsed();
-            let wait = if builder.records() == 0 {
+            let wait = if control.input_done.is_cancelled() {
+                // Capture has finished: what the log holds is all there is, do not wait.
+                Duration::ZERO
+            } else if builder.records() == 0 {
                 // Nothing yet: poll in short steps so shutdown and end of input are noticed.
                 Duration::from_millis(100).min(limits.flush_interval)
             } else {
