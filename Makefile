@@ -8,7 +8,7 @@ CARGO ?= cargo
 NEXTEST_PROFILE ?= default
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build release demo test lint fmt bench fuzz clean-demo
+.PHONY: help setup build release demo test lint fmt bench bench-full fuzz clean-demo
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,8 +38,12 @@ lint: ## rustfmt and clippy, warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: release ## Capture and load throughput next to pg_recvlogical on the shared workload
+bench: release ## Capture and load throughput next to pg_recvlogical on the shared workload (quick, ~1 min)
 	SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/bench/run.sh
+
+bench-full: release ## The benchmark at full size (a few minutes), written to tests/bench/results/full.md
+	WL_ROWS=1500000 WL_CDC=650000 WL_TXN=1000 BENCH_OUT=tests/bench/results/full.md \
+	  SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/bench/run.sh
 
 fuzz: ## Run the fuzz targets for FUZZ_SECONDS each (default 60)
 	cd crates/pgoutput/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run decode -- -max_total_time=$${FUZZ_SECONDS:-60}
