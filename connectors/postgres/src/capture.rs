@@ -102,7 +102,7 @@ impl Capture {
         let messages = version >= 140_000;
         let fallback_target = current_insert_lsn(&client).await?;
         let tables = catalog::resolve_tables(&client, &self.options.tables).await?;
-        publication::ensure(&client, &self.options.publication, &tables).await?;
+        let added = publication::ensure(&client, &self.options.publication, &tables).await?;
         let slot_name = &self.options.slot;
         let existing = slot::find(&client, slot_name).await?;
         if let Some(s) = &existing {
@@ -117,6 +117,18 @@ impl Capture {
                     ..
                 })
         );
+        if snapshot_done && !added.is_empty() {
+            let list = added
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::warn!(
+                tables = %list,
+                "tables joined the publication after the initial snapshot: their changes from now on are captured, \
+                 rows they held before are not copied; to load those, remove the change log and the slot and sync again"
+            );
+        }
         let mut report = CaptureReport::default();
         let mut repl = ReplicationClient::connect(&self.source).await?;
         let mut skip_through = Lsn::ZERO;

@@ -12,8 +12,9 @@ use tokio_postgres::Client;
 use crate::error::{Error, Result};
 use crate::ident::{quote_ident, quote_literal};
 
-/// Creates the publication if missing and makes sure it covers `tables`.
-pub async fn ensure(client: &Client, name: &str, tables: &[TableId]) -> Result<()> {
+/// Creates the publication if missing and makes sure it covers `tables`; returns the tables it
+/// had to add to an existing publication.
+pub async fn ensure(client: &Client, name: &str, tables: &[TableId]) -> Result<Vec<TableId>> {
     let exists = client
         .query_opt(
             "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1",
@@ -29,12 +30,12 @@ pub async fn ensure(client: &Client, name: &str, tables: &[TableId]) -> Result<(
             .batch_execute(&sql)
             .await
             .map_err(|e| Error::client(format!("creating publication {}", quote_ident(name)), e))?;
-        return Ok(());
+        return Ok(Vec::new());
     }
     let published = published_tables(client, name).await?;
     let missing: Vec<&TableId> = tables.iter().filter(|t| !published.contains(t)).collect();
     if missing.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let list = missing
         .iter()
@@ -51,7 +52,8 @@ pub async fn ensure(client: &Client, name: &str, tables: &[TableId]) -> Result<(
             ),
             format!("Run as the tables' owner: {sql};"),
         )
-    })
+    })?;
+    Ok(missing.into_iter().cloned().collect())
 }
 
 /// The tables a publication publishes, as the server resolves it.
