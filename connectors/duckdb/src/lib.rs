@@ -12,6 +12,7 @@
 mod client;
 mod config;
 mod destination;
+mod digest;
 mod encode;
 mod error;
 mod schema;
@@ -19,4 +20,5 @@ mod sql;
 
 pub use config::{DEFAULT_SCHEMA, DuckDbConfig};
 pub use destination::DuckDbDestination;
+pub use digest::{DuckDbInspector, canonical_expr};
 pub use error::{Error, OpenSource, Result};

@@ -15,6 +15,7 @@ mod capture;
 mod catalog;
 mod config;
 mod connect;
+pub mod digest;
 mod error;
 mod ident;
 mod prerequisites;

@@ -10,6 +10,7 @@
 mod batch;
 mod change;
 mod destination;
+pub mod digest;
 mod error;
 mod log;
 mod lsn;

@@ -1,0 +1,218 @@
+//! `sluice verify` in DuckDB: the canonical row text of [`sluice_core::digest`] in DuckDB's SQL
+//! over the loaded tables (live rows only), read through a read-only connection.
+
+use std::path::PathBuf;
+
+use duckdb::{AccessMode, Config, Connection};
+use sluice_core::digest::{
+    BucketDigest, COLUMN_SEPARATOR_CODE, Inspect, NULL_MARKER_CODE, RowHash, TableDigest,
+};
+use sluice_core::{Lsn, PgType, RelationSchema, meta};
+
+use crate::config::DuckDbConfig;
+use crate::error::{Error, Result};
+use crate::sql::{quote_ident, quote_literal};
+
+/// Reads a DuckDB warehouse for `sluice verify`.
+pub struct DuckDbInspector {
+    conn: Connection,
+    schema: String,
+}
+
+impl DuckDbInspector {
+    /// Opens the warehouse read-only (fails while a `sluice sync` holds it).
+    pub fn open(config: &DuckDbConfig) -> Result<DuckDbInspector> {
+        let path = PathBuf::from(&config.path);
+        let flags = Config::default()
+            .access_mode(AccessMode::ReadOnly)
+            .map_err(|e| Error::Open {
+                path: path.clone(),
+                source: e.into(),
+            })?;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| {
+            if e.to_string().contains("Could not set lock on file") {
+                Error::Locked {
+                    path: path.clone(),
+                    source: e,
+                }
+            } else {
+                Error::Open {
+                    path: path.clone(),
+                    source: e.into(),
+                }
+            }
+        })?;
+        Ok(DuckDbInspector {
+            conn,
+            schema: config.schema.clone(),
+        })
+    }
+
+    fn table(&self, relation: &RelationSchema) -> String {
+        format!(
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(&relation.table.name)
+        )
+    }
+
+    fn rows_query(&self, relation: &RelationSchema) -> String {
+        let all: Vec<usize> = (0..relation.columns.len()).collect();
+        let keys = if relation.has_key() {
+            relation.key_positions()
+        } else {
+            all.clone()
+        };
+        let text = |positions: &[usize]| {
+            let parts: Vec<String> = positions
+                .iter()
+                .map(|&i| {
+                    let c = &relation.columns[i];
+                    format!(
+                        "coalesce({}, chr({NULL_MARKER_CODE}))",
+                        canonical_expr(&c.name, &c.pg_type())
+                    )
+                })
+                .collect();
+            format!(
+                "concat_ws(chr({COLUMN_SEPARATOR_CODE}), {})",
+                parts.join(", ")
+            )
+        };
+        format!(
+            "SELECT {} AS k, {} AS v FROM {} WHERE NOT {}",
+            text(&keys),
+            text(&all),
+            self.table(relation),
+            quote_ident(meta::DELETED)
+        )
+    }
+}
+
+/// The canonical text of one column as this destination stores it, in DuckDB's SQL. Pure.
+pub fn canonical_expr(column: &str, pg_type: &PgType) -> String {
+    let c = quote_ident(column);
+    match pg_type {
+        PgType::Float4 | PgType::Float8 => format!(
+            "CASE WHEN isnan({c}) THEN 'NaN' WHEN {c} = 'inf'::DOUBLE THEN 'Infinity' \
+             WHEN {c} = '-inf'::DOUBLE THEN '-Infinity' \
+             ELSE regexp_replace(CAST({c} AS VARCHAR), '\\.0$', '') END"
+        ),
+        PgType::Timestamp | PgType::TimestampTz => format!(
+            "CASE WHEN isfinite({c}) THEN CAST(epoch_us({c}) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END"
+        ),
+        PgType::Interval => format!("CAST(epoch_us({c}) AS VARCHAR)"),
+        PgType::Bytea => format!("lower(hex({c}))"),
+        PgType::Bpchar(_) => format!("rtrim(CAST({c} AS VARCHAR), ' ')"),
+        PgType::Array(_) => format!("CAST(to_json({c}) AS VARCHAR)"),
+        _ => format!("CAST({c} AS VARCHAR)"),
+    }
+}
+
+fn bucket_expr(buckets: u32) -> String {
+    format!("CAST(CAST('0x' || substr(md5(k), 1, 8) AS BIGINT) % {buckets} AS INTEGER)")
+}
+
+const HASH_EXPR: &str = "CAST('0x' || substr(md5(v), 1, 15) AS BIGINT)";
+
+impl Inspect for DuckDbInspector {
+    type Error = Error;
+
+    async fn applied_lsn(&mut self, pipeline: &str) -> Result<Option<Lsn>> {
+        let sql = format!(
+            "SELECT applied_lsn_text FROM {}.{} WHERE pipeline = {}",
+            quote_ident(&self.schema),
+            quote_ident(meta::CHECKPOINT_TABLE),
+            quote_literal(pipeline)
+        );
+        let text: Option<String> = tokio::task::block_in_place(|| {
+            match self.conn.query_row(&sql, [], |r| r.get::<_, String>(0)) {
+                Ok(t) => Ok(Some(t)),
+                Err(duckdb::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) => Err(Error::sql("reading the checkpoint")(e)),
+            }
+        })?;
+        Ok(text.and_then(|t| t.parse().ok()))
+    }
+
+    async fn has_table(&mut self, relation: &RelationSchema) -> Result<bool> {
+        let sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?";
+        let n: i64 = tokio::task::block_in_place(|| {
+            self.conn
+                .query_row(sql, [&self.schema, &relation.table.name], |r| r.get(0))
+                .map_err(Error::sql("looking up a table"))
+        })?;
+        Ok(n > 0)
+    }
+
+    async fn digest(&mut self, relation: &RelationSchema, buckets: u32) -> Result<TableDigest> {
+        let sql = format!(
+            "SELECT {b}, count(*), CAST(sum({HASH_EXPR}) AS VARCHAR) FROM ({rows}) r GROUP BY 1",
+            b = bucket_expr(buckets),
+            rows = self.rows_query(relation)
+        );
+        tokio::task::block_in_place(|| {
+            let mut stmt = self
+                .conn
+                .prepare(&sql)
+                .map_err(Error::sql("digesting a table"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i32>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
+                .map_err(Error::sql("digesting a table"))?;
+            let mut out = TableDigest::new();
+            for (bucket, count, sum) in rows {
+                let hash_sum = sum.parse().map_err(|_| Error::Schema {
+                    table: relation.table.to_string(),
+                    reason: format!("unreadable hash sum {sum:?} while digesting"),
+                })?;
+                out.insert(
+                    bucket as u32,
+                    BucketDigest {
+                        rows: count as u64,
+                        hash_sum,
+                    },
+                );
+            }
+            Ok(out)
+        })
+    }
+
+    async fn rows_in(
+        &mut self,
+        relation: &RelationSchema,
+        buckets: u32,
+        which: &[u32],
+    ) -> Result<Vec<RowHash>> {
+        let list = which
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT k, {HASH_EXPR} FROM ({rows}) r WHERE {b} IN ({list})",
+            b = bucket_expr(buckets),
+            rows = self.rows_query(relation)
+        );
+        tokio::task::block_in_place(|| {
+            let mut stmt = self
+                .conn
+                .prepare(&sql)
+                .map_err(Error::sql("reading keys"))?;
+            stmt.query_map([], |r| {
+                Ok(RowHash {
+                    key: r.get(0)?,
+                    hash: r.get(1)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
+            .map_err(Error::sql("reading keys"))
+        })
+    }
+}
