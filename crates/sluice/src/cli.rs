@@ -61,6 +61,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Stage::All)]
         stage: Stage,
     },
+    /// Compare source and target per table (row counts and content hashes); exit 3 on a
+    /// mismatch.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Key buckets per table: a difference is narrowed down to a bucket, then to its keys.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        buckets: u32,
+        /// Differing keys printed per table and kind, at most.
+        #[arg(long, default_value_t = 20)]
+        max_keys: usize,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod loader;
 mod registry;
 mod settings;
 mod sync;
+mod verify;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ use crate::settings::Settings;
 const EXIT_FAILURE: u8 = 1;
 /// Exit code of a bad configuration or usage.
 const EXIT_CONFIG: u8 = 2;
+/// Exit code of `verify` finding a difference.
+const EXIT_MISMATCH: u8 = 3;
 /// After SIGINT/SIGTERM, the pipeline has this long to finish its batch and report its position.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -63,6 +66,29 @@ async fn run(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_FAILURE)
+            }
+        }
+        Command::Verify {
+            config,
+            json,
+            buckets,
+            max_keys,
+        } => {
+            let Some(settings) = load(&config.config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let options = verify::VerifyOptions {
+                buckets,
+                max_keys,
+                json,
+            };
+            match verify::run(&settings, options).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(EXIT_MISMATCH),
+                Err(failure) => {
+                    eprintln!("error: {failure}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
             }
         }
         Command::Sync {
