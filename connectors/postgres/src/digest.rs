@@ -2,9 +2,9 @@
 //! row text of [`sluice_core::digest`] in PostgreSQL's SQL, bucket digests and row hashes.
 
 use sluice_core::digest::{
-    BucketDigest, COLUMN_SEPARATOR_CODE, NULL_MARKER_CODE, RowHash, TableDigest,
+    BucketDigest, COLUMN_SEPARATOR_CODE, Inspect, NULL_MARKER_CODE, RowHash, TableDigest,
 };
-use sluice_core::{PgType, RelationSchema};
+use sluice_core::{Lsn, PgType, RelationSchema, meta};
 use tokio_postgres::GenericClient;
 
 use crate::error::{Error, Result};
@@ -130,6 +130,76 @@ pub async fn rows_in<C: GenericClient>(
             hash: r.get(1),
         })
         .collect())
+}
+
+/// Reads a PostgreSQL target (tables loaded by Sluice into `schema`) for `sluice verify`.
+pub struct PostgresInspector {
+    client: tokio_postgres::Client,
+    schema: String,
+}
+
+impl PostgresInspector {
+    /// An inspector of the tables in `schema` over `client`.
+    pub fn new(client: tokio_postgres::Client, schema: impl Into<String>) -> Self {
+        PostgresInspector {
+            client,
+            schema: schema.into(),
+        }
+    }
+}
+
+/// Live rows of a target table.
+const LIVE: &str = "NOT _sluice_deleted";
+
+impl Inspect for PostgresInspector {
+    type Error = Error;
+
+    async fn applied_lsn(&mut self, pipeline: &str) -> Result<Option<Lsn>> {
+        let sql = format!(
+            "SELECT applied_lsn_text FROM {}.{} WHERE pipeline = $1",
+            quote_ident(&self.schema),
+            quote_ident(meta::CHECKPOINT_TABLE)
+        );
+        let row = self
+            .client
+            .query_opt(&sql, &[&pipeline])
+            .await
+            .map_err(|e| Error::client("reading the target's checkpoint", e))?;
+        Ok(row.and_then(|r| r.get::<_, String>(0).parse().ok()))
+    }
+
+    async fn has_table(&mut self, relation: &RelationSchema) -> Result<bool> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+                &[&self.schema, &relation.table.name],
+            )
+            .await
+            .map_err(|e| Error::client("looking up a target table", e))?;
+        Ok(row.get::<_, i64>(0) > 0)
+    }
+
+    async fn digest(&mut self, relation: &RelationSchema, buckets: u32) -> Result<TableDigest> {
+        digest(&self.client, &self.schema, relation, buckets, Some(LIVE)).await
+    }
+
+    async fn rows_in(
+        &mut self,
+        relation: &RelationSchema,
+        buckets: u32,
+        which: &[u32],
+    ) -> Result<Vec<RowHash>> {
+        rows_in(
+            &self.client,
+            &self.schema,
+            relation,
+            buckets,
+            which,
+            Some(LIVE),
+        )
+        .await
+    }
 }
 
 #[cfg(test)]
