@@ -46,8 +46,10 @@ bench-full: release ## The benchmark at full size (a few minutes), written to te
 	  SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/bench/run.sh
 
 fuzz: ## Run the fuzz targets for FUZZ_SECONDS each (default 60)
-	cd crates/pgoutput/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run decode -- -max_total_time=$${FUZZ_SECONDS:-60}
-	cd connectors/log-local/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run segment -- -max_total_time=$${FUZZ_SECONDS:-60}
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	cd crates/pgoutput && RUSTC_BOOTSTRAP=1 cargo fuzz run decode -- -max_total_time=$${FUZZ_SECONDS:-60}
+	cd connectors/log-local && RUSTC_BOOTSTRAP=1 cargo fuzz run segment -- -max_total_time=$${FUZZ_SECONDS:-60}
+	cd connectors/log-local && RUSTC_BOOTSTRAP=1 cargo fuzz run record -- -max_total_time=$${FUZZ_SECONDS:-60}
 
 clean-demo: ## Remove ./sluice-data (the demo's database, change log and warehouse)
 	rm -rf sluice-data
