@@ -8,7 +8,7 @@ use duckdb::{Connection, OptionalExt as _};
 
 use crate::encode::StagedRow;
 use crate::error::{Error, OpenSource, Result};
-use crate::sql;
+use sluice_sql::{DuckDb, STAGE, SqlDialect as _};
 
 /// An open database file.
 pub(crate) struct Client {
@@ -40,9 +40,14 @@ impl Client {
             }
         })?;
         let json = conn
-            .query_row(&sql::json_loaded(), [], |r| r.get::<_, bool>(0))
+            .query_row(&DuckDb::json_loaded(), [], |r| r.get::<_, bool>(0))
             .map_err(Error::sql("checking for the json extension"))?;
         Ok(Client { conn, json })
+    }
+
+    /// The dialect of this database (JSON columns as the json extension allows).
+    pub(crate) fn dialect(&self) -> DuckDb {
+        DuckDb { json: self.json }
     }
 
     /// Runs one statement (or several separated by `;`) that returns no rows.
@@ -58,10 +63,15 @@ impl Client {
         schema: &str,
         table: &str,
     ) -> Result<Option<Vec<(String, String)>>> {
-        let context = || format!("reading the columns of {}", sql::quote_ident(table));
+        let context = || {
+            format!(
+                "reading the columns of {}",
+                self.dialect().quote_ident(table)
+            )
+        };
         let mut stmt = self
             .conn
-            .prepare(&sql::table_columns(schema, table))
+            .prepare(&self.dialect().table_columns(schema, table))
             .map_err(|e| Error::sql(context())(e))?;
         let columns = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -91,7 +101,7 @@ impl Client {
         let context = "appending rows to the staging table";
         let mut appender = self
             .conn
-            .appender_to_catalog_and_db(sql::STAGE, "temp", "main")
+            .appender_to_catalog_and_db(STAGE, "temp", "main")
             .map_err(Error::sql(context))?;
         for row in rows {
             let row = row?;

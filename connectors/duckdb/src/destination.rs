@@ -13,13 +13,14 @@ use std::collections::HashMap;
 use sluice_core::{
     Batch, Capabilities, Checkpoint, DeleteMode, Destination, LogPosition, Lsn, TableBatch,
 };
+use sluice_sql::{CheckpointRow, DuckDb, DuckType, SqlDialect};
 
 use crate::client::Client;
 use crate::config::DuckDbConfig;
 use crate::encode;
 use crate::error::{Error, Result};
-use crate::schema::{self, TablePlan};
-use crate::sql;
+
+type TablePlan = sluice_sql::TablePlan<DuckType>;
 
 /// Loads batches into an embedded DuckDB file.
 pub struct DuckDbDestination {
@@ -87,17 +88,18 @@ impl Destination for DuckDbDestination {
             ));
         }
         let schema = self.config.schema.clone();
-        let select = sql::select_checkpoint(&schema, pipeline);
+        let pipeline_name = pipeline.to_owned();
         let stored = self
             .run(move |c| {
+                let d = c.dialect();
                 c.transaction(|c| {
-                    c.execute(&sql::create_schema(&schema), "creating the target schema")?;
+                    c.execute(&d.create_schema(&schema), "creating the target schema")?;
                     c.execute(
-                        &sql::create_checkpoint_table(&schema),
+                        &d.create_checkpoint_table(&schema),
                         "creating the checkpoint table",
                     )
                 })?;
-                c.query_checkpoint(&select)
+                c.query_checkpoint(&d.select_checkpoint(&schema, &pipeline_name))
             })
             .await?;
         self.pipeline = Some(pipeline.to_owned());
@@ -124,13 +126,18 @@ impl Destination for DuckDbDestination {
                 pipeline: pipeline.clone(),
                 reason: format!("position cannot be written as JSON ({e})"),
             })?;
-        let upsert = sql::upsert_checkpoint(
+        let lsn_text = checkpoint.applied_lsn.to_string();
+        // Statements do not depend on the json extension: any dialect value builds them.
+        let upsert = DuckDb { json: false }.upsert_checkpoint(
             &self.config.schema,
-            &pipeline,
-            &position,
-            checkpoint.applied_lsn.0 as i64,
-            &checkpoint.applied_lsn.to_string(),
-            checkpoint.applied_commit_ts,
+            &CheckpointRow {
+                pipeline: &pipeline,
+                position: &position,
+                // Stored bit for bit as a signed 64-bit number.
+                applied_lsn: checkpoint.applied_lsn.0 as i64,
+                applied_lsn_text: &lsn_text,
+                applied_commit_ts: checkpoint.applied_commit_ts,
+            },
         );
         let schema = self.config.schema.clone();
         let deletes = self.config.deletes;
@@ -139,7 +146,10 @@ impl Destination for DuckDbDestination {
         self.run(move |c| {
             c.transaction(|c| {
                 apply_tables(c, &schema, deletes, &batch)?;
-                c.execute(&upsert, "storing the checkpoint")
+                for statement in &upsert {
+                    c.execute(statement, "storing the checkpoint")?;
+                }
+                Ok(())
             })
         })
         .await?;
@@ -155,14 +165,15 @@ impl Destination for DuckDbDestination {
 
 /// Creates or evolves every table of the batch, then applies each table's rows.
 fn apply_tables(c: &Client, schema: &str, deletes: DeleteMode, batch: &Batch) -> Result<()> {
-    c.execute(&sql::create_schema(schema), "creating the target schema")?;
+    let d = c.dialect();
+    c.execute(&d.create_schema(schema), "creating the target schema")?;
     let mut targets: HashMap<&str, &TableBatch> = HashMap::new();
     let mut plans = Vec::with_capacity(batch.tables.len());
     for table in &batch.tables {
         let name = table.relation.table.name.as_str();
         if let Some(other) = targets.insert(name, table) {
             return Err(Error::Schema {
-                table: format!("{}.{}", sql::quote_ident(schema), sql::quote_ident(name)),
+                table: d.qualified(schema, name),
                 reason: format!(
                     "source tables {} and {} both load into it (the target name leaves out \
                      the source schema). Load them into separate pipelines with different \
@@ -172,11 +183,11 @@ fn apply_tables(c: &Client, schema: &str, deletes: DeleteMode, batch: &Batch) ->
             });
         }
         let existing = c.table_columns(schema, name)?;
-        let plan = schema::plan(
+        let plan = sluice_sql::plan(
+            &d,
             schema,
             &table.relation,
             existing.as_deref(),
-            c.json,
             &table.rows,
         )?;
         for statement in &plan.ddl {
@@ -200,9 +211,10 @@ fn apply_table(
     table: &TableBatch,
     plan: &TablePlan,
 ) -> Result<()> {
+    let d = c.dialect();
     if let Some(below) = table.truncate_below {
         c.execute(
-            &sql::truncate_below(schema, &plan.name, below.0 as i64, deletes),
+            &d.truncate_below(schema, &plan.name, below.0 as i64, deletes),
             &format!("truncating {}", plan.display),
         )?;
     }
@@ -218,7 +230,7 @@ fn apply_table(
         reason,
     };
     c.execute(
-        &sql::create_stage(plan.columns.len()),
+        &d.create_stage(plan.columns.len()),
         "creating the staging table",
     )?;
     c.append_stage(
@@ -227,7 +239,7 @@ fn apply_table(
             .iter()
             .map(|row| encode::stage_row(row, &plan.columns).map_err(|(i, e)| value_error(i, e.0))),
     )?;
-    if let Some((query, positions)) = sql::check_stage(&plan.columns) {
+    if let Some((query, positions)) = d.check_stage(&plan.columns) {
         let failed = c.query_bools(
             &query,
             positions.len(),
@@ -244,11 +256,13 @@ fn apply_table(
             ));
         }
     }
-    let statement = if table.keyed() {
-        sql::merge(schema, &plan.name, &plan.columns, deletes)
+    let statements = if table.keyed() {
+        d.merge(schema, &plan.name, &plan.columns, deletes)
     } else {
-        sql::append(schema, &plan.name, &plan.columns)
+        vec![d.append(schema, &plan.name, &plan.columns)]
     };
-    c.execute(&statement, &format!("merging into {}", plan.display))?;
-    c.execute(&sql::drop_stage(), "dropping the staging table")
+    for statement in &statements {
+        c.execute(statement, &format!("merging into {}", plan.display))?;
+    }
+    c.execute(&d.drop_stage(), "dropping the staging table")
 }

@@ -11,7 +11,18 @@ use sluice_core::{Lsn, PgType, RelationSchema, meta};
 
 use crate::config::DuckDbConfig;
 use crate::error::{Error, Result};
-use crate::sql::{quote_ident, quote_literal};
+use sluice_sql::{DuckDb, SqlDialect as _};
+
+/// Quoting does not depend on the json extension: any DuckDB dialect value quotes.
+const DIALECT: DuckDb = DuckDb { json: false };
+
+fn quote_ident(ident: &str) -> String {
+    DIALECT.quote_ident(ident)
+}
+
+fn quote_literal(text: &str) -> String {
+    DIALECT.quote_literal(text)
+}
 
 /// Reads a DuckDB warehouse for `sluice verify`.
 pub struct DuckDbInspector {

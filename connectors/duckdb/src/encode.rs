@@ -15,11 +15,13 @@
 //!
 //! Anything the encoder cannot rewrite is an [`EncodeError`], which the destination reports
 //! with the table and column; values the casts themselves refuse are found by a check query
-//! over the staging table before the MERGE (see `sql::check_stage`).
+//! over the staging table before the MERGE (see `sluice_sql::DuckDb::check_stage`).
 
 use sluice_core::{Row, RowOp, Value};
 
-use crate::schema::{DuckType, TargetColumn};
+use sluice_sql::DuckType;
+
+type TargetColumn = sluice_sql::TargetColumn<DuckType>;
 
 /// Why a value cannot be staged. Never holds the value itself (values stay out of logs).
 #[derive(Debug, Clone, PartialEq, Eq)]

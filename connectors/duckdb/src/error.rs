@@ -71,6 +71,15 @@ pub enum Error {
     Worker(#[source] tokio::task::JoinError),
 }
 
+impl From<sluice_sql::SchemaError> for Error {
+    fn from(e: sluice_sql::SchemaError) -> Self {
+        Error::Schema {
+            table: e.table,
+            reason: e.reason,
+        }
+    }
+}
+
 /// Why a database file could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenSource {
