@@ -4,6 +4,7 @@
 
 mod apply;
 mod checkpoint;
+mod conformance;
 mod errors;
 mod hostile;
 mod support;

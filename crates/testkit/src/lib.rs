@@ -25,6 +25,8 @@ mod database;
 mod error;
 mod template;
 
+pub mod conformance;
+
 pub use certificate::{CertificateAuthority, ServerCertificate};
 pub use cluster::{AuthMethod, PgCluster, PgClusterBuilder};
 pub use database::{TestDatabase, percent_encode};
