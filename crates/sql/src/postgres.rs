@@ -176,6 +176,16 @@ impl PgTarget {
         })
     }
 
+    /// The type with `varchar(n)` / `char(n)` lengths removed (element types too).
+    pub fn without_length(&self) -> PgTarget {
+        match self {
+            PgTarget::Varchar(Some(_)) => PgTarget::Varchar(None),
+            PgTarget::Char(Some(_)) => PgTarget::Char(None),
+            PgTarget::Array(inner) => PgTarget::Array(Box::new(inner.without_length())),
+            other => other.clone(),
+        }
+    }
+
     fn int_digits(&self) -> Option<i32> {
         match self {
             PgTarget::SmallInt => Some(5),
@@ -316,10 +326,13 @@ impl SqlDialect for Postgres {
         sql
     }
 
+    /// Casts to the type without its length: an explicit cast to `varchar(n)` or `char(n)`
+    /// truncates in silence, while assigning the result to the column checks the length and
+    /// fails the batch.
     fn convert(&self, expr: &str, ty: &PgTarget) -> String {
         match ty {
             PgTarget::Text => expr.to_owned(),
-            other => format!("CAST({expr} AS {other})"),
+            other => format!("CAST({expr} AS {})", other.without_length()),
         }
     }
 

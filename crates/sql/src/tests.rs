@@ -564,7 +564,10 @@ fn postgres_evolution() {
     );
     let p = plan(&Postgres, "raw", &r, Some(&cols), &[]).expect("safe changes");
     insta::assert_snapshot!("postgres_evolution_ddl", p.ddl.join(";\n"));
-    let unsafe_change = existing(&[("id", "bigint"), ("n", "timestamp without time zone")], PG_META);
+    let unsafe_change = existing(
+        &[("id", "bigint"), ("n", "timestamp without time zone")],
+        PG_META,
+    );
     let err = plan(&Postgres, "raw", &r, Some(&unsafe_change), &[]).expect_err("unsafe");
     assert_eq!(
         err.to_string(),

@@ -1,0 +1,362 @@
+//! [`PostgresDestination`]: the [`Destination`] contract over a PostgreSQL database.
+//!
+//! One `apply` is one transaction: DDL for new tables and columns, then per table the
+//! truncate (if any), staging with binary COPY into a temporary table, one MERGE (or an INSERT
+//! for tables without a key), then the checkpoint row, then COMMIT. Any error rolls everything
+//! back, so the target and its checkpoint are as they were.
+//!
+//! A value PostgreSQL refuses fails the MERGE with a data exception (SQLSTATE class 22) that
+//! does not say which column. The MERGE runs under a savepoint; after such a failure each
+//! column's conversion is tried alone (an INSERT into a one-column temporary table of the
+//! column's type, so the same assignment rules apply) to name the column in the error.
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+use sluice_core::{
+    Batch, Capabilities, Checkpoint, DeleteMode, Destination, LogPosition, Lsn, TableBatch,
+};
+use sluice_sql::{CheckpointRow, PgTarget, Postgres, SqlDialect as _};
+
+use crate::client::Client;
+use crate::config::PostgresTargetConfig;
+use crate::encode;
+use crate::error::{Error, Result};
+
+type TablePlan = sluice_sql::TablePlan<PgTarget>;
+
+/// The dialect of every statement.
+const PG: Postgres = Postgres;
+
+/// COPY data is sent in chunks of about this size: large enough to keep the connection busy,
+/// small enough to bound what is buffered for one table.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// Savepoint around each MERGE, so a data error can be investigated in the same transaction.
+const SAVEPOINT: &str = "sluice_merge";
+
+/// One-column table a suspect column's values are inserted into.
+const PROBE: &str = "_sluice_probe";
+
+/// Loads batches into a PostgreSQL database.
+pub struct PostgresDestination {
+    config: PostgresTargetConfig,
+    client: Option<Client>,
+    pipeline: Option<String>,
+}
+
+impl PostgresDestination {
+    /// A destination for `config` (validated here; the connection opens in `open`).
+    pub fn new(config: PostgresTargetConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(PostgresDestination {
+            config,
+            client: None,
+            pipeline: None,
+        })
+    }
+
+    /// The configuration this destination was built with.
+    pub fn config(&self) -> &PostgresTargetConfig {
+        &self.config
+    }
+
+    /// The open connection, connecting first when there is none or it was lost.
+    async fn client(&mut self) -> Result<&Client> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            let connection = self.config.connection()?;
+            self.client = Some(Client::connect(&connection).await?);
+        }
+        self.client
+            .as_ref()
+            .ok_or_else(|| Error::Config("no connection".into()))
+    }
+}
+
+impl Destination for PostgresDestination {
+    type Error = Error;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            transactional: true,
+            max_batch_bytes: None,
+        }
+    }
+
+    async fn open(&mut self, pipeline: &str) -> Result<Option<Checkpoint>> {
+        if pipeline.contains('\0') {
+            return Err(Error::Config(
+                "pipeline name must not contain a NUL character".into(),
+            ));
+        }
+        let schema = self.config.schema.clone();
+        let c = self.client().await?;
+        c.execute(&PG.create_schema(&schema), "creating the target schema")
+            .await?;
+        c.execute(
+            &PG.create_checkpoint_table(&schema),
+            "creating the checkpoint table",
+        )
+        .await?;
+        let rows = c
+            .query_text(
+                &PG.select_checkpoint(&schema, pipeline),
+                "reading the checkpoint",
+            )
+            .await?;
+        self.pipeline = Some(pipeline.to_owned());
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let unreadable = |reason: String| Error::Checkpoint {
+            pipeline: pipeline.to_owned(),
+            reason,
+        };
+        let field = |i: usize| {
+            row.get(i)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| unreadable(format!("column {} is NULL", i + 1)))
+        };
+        let position: LogPosition = serde_json::from_str(&field(0)?)
+            .map_err(|e| unreadable(format!("position is not valid JSON ({e})")))?;
+        let applied_lsn: i64 = field(1)?
+            .parse()
+            .map_err(|e| unreadable(format!("applied_lsn is not a number ({e})")))?;
+        let applied_commit_ts: i64 = field(2)?
+            .parse()
+            .map_err(|e| unreadable(format!("applied_commit_ts is not a number ({e})")))?;
+        Ok(Some(Checkpoint {
+            position,
+            // Stored bit for bit as a signed 64-bit number.
+            applied_lsn: Lsn(applied_lsn as u64),
+            applied_commit_ts,
+        }))
+    }
+
+    async fn apply(&mut self, batch: Batch, checkpoint: &Checkpoint) -> Result<()> {
+        let pipeline = self.pipeline.clone().ok_or(Error::NotOpen)?;
+        let position =
+            serde_json::to_string(&checkpoint.position).map_err(|e| Error::Checkpoint {
+                pipeline: pipeline.clone(),
+                reason: format!("position cannot be written as JSON ({e})"),
+            })?;
+        let lsn_text = checkpoint.applied_lsn.to_string();
+        let schema = self.config.schema.clone();
+        let deletes = self.config.deletes;
+        let upsert = PG.upsert_checkpoint(
+            &schema,
+            &CheckpointRow {
+                pipeline: &pipeline,
+                position: &position,
+                applied_lsn: checkpoint.applied_lsn.0 as i64,
+                applied_lsn_text: &lsn_text,
+                applied_commit_ts: checkpoint.applied_commit_ts,
+            },
+        );
+        let c = self.client().await?;
+        c.execute("BEGIN", "beginning a transaction").await?;
+        let result = async {
+            apply_tables(c, &schema, deletes, &batch).await?;
+            for statement in &upsert {
+                c.execute(statement, "storing the checkpoint").await?;
+            }
+            c.execute("COMMIT", "committing").await
+        }
+        .await;
+        if let Err(e) = result {
+            // A failed COMMIT has already ended the transaction; a lost connection has too.
+            let _ = c.execute("ROLLBACK", "rolling back").await;
+            return Err(e);
+        }
+        tracing::debug!(
+            tables = batch.tables.len(),
+            rows = batch.rows(),
+            lsn = %checkpoint.applied_lsn,
+            "batch applied"
+        );
+        Ok(())
+    }
+}
+
+/// Creates or evolves every table of the batch, then applies each table's rows.
+async fn apply_tables(c: &Client, schema: &str, deletes: DeleteMode, batch: &Batch) -> Result<()> {
+    c.execute(&PG.create_schema(schema), "creating the target schema")
+        .await?;
+    let mut targets: HashMap<&str, &TableBatch> = HashMap::new();
+    let mut plans = Vec::with_capacity(batch.tables.len());
+    for table in &batch.tables {
+        let name = table.relation.table.name.as_str();
+        if let Some(other) = targets.insert(name, table) {
+            return Err(Error::Schema {
+                table: PG.qualified(schema, name),
+                reason: format!(
+                    "source tables {} and {} both load into it (the target name leaves out \
+                     the source schema). Load them into separate pipelines with different \
+                     target schemas",
+                    other.relation.table, table.relation.table
+                ),
+            });
+        }
+        let existing = table_columns(c, schema, name).await?;
+        let plan = sluice_sql::plan(
+            &PG,
+            schema,
+            &table.relation,
+            existing.as_deref(),
+            &table.rows,
+        )?;
+        for statement in &plan.ddl {
+            c.execute(
+                statement,
+                &format!("creating or changing table {}", plan.display),
+            )
+            .await?;
+        }
+        plans.push(plan);
+    }
+    for (table, plan) in batch.tables.iter().zip(&plans) {
+        apply_table(c, schema, deletes, table, plan).await?;
+    }
+    Ok(())
+}
+
+/// `(name, type)` of a table's columns, `None` when it does not exist.
+async fn table_columns(
+    c: &Client,
+    schema: &str,
+    table: &str,
+) -> Result<Option<Vec<(String, String)>>> {
+    let rows = c
+        .query_text(
+            &PG.table_columns(schema, table),
+            &format!("reading the columns of {}", PG.qualified(schema, table)),
+        )
+        .await?;
+    let columns: Vec<(String, String)> = rows
+        .into_iter()
+        .filter_map(|r| match r.as_slice() {
+            [Some(name), Some(ty)] => Some((name.clone(), ty.clone())),
+            _ => None,
+        })
+        .collect();
+    Ok((!columns.is_empty()).then_some(columns))
+}
+
+async fn apply_table(
+    c: &Client,
+    schema: &str,
+    deletes: DeleteMode,
+    table: &TableBatch,
+    plan: &TablePlan,
+) -> Result<()> {
+    if let Some(below) = table.truncate_below {
+        c.execute(
+            &PG.truncate_below(schema, &plan.name, below.0 as i64, deletes),
+            &format!("truncating {}", plan.display),
+        )
+        .await?;
+    }
+    if table.rows.is_empty() {
+        return Ok(());
+    }
+    let value_error = |i: usize, reason: String| Error::Value {
+        table: plan.display.clone(),
+        column: plan
+            .columns
+            .get(i)
+            .map_or_else(String::new, |col| col.name.clone()),
+        reason,
+    };
+    let mut chunks = Vec::new();
+    let mut buf = BytesMut::with_capacity(COPY_CHUNK_BYTES.min(64 * 1024));
+    buf.extend_from_slice(encode::HEADER);
+    for row in &table.rows {
+        encode::stage_row(row, &plan.columns, &mut buf).map_err(|(i, e)| value_error(i, e))?;
+        if buf.len() >= COPY_CHUNK_BYTES {
+            chunks.push(buf.split().freeze());
+        }
+    }
+    buf.extend_from_slice(encode::TRAILER);
+    chunks.push(buf.freeze());
+
+    c.execute(
+        &PG.create_stage(plan.columns.len()),
+        "creating the staging table",
+    )
+    .await?;
+    c.copy_in(
+        &format!("COPY {} FROM STDIN (FORMAT binary)", PG.stage()),
+        chunks,
+        &format!("staging rows for {}", plan.display),
+    )
+    .await?;
+    let statements = if table.keyed() {
+        PG.merge(schema, &plan.name, &plan.columns, deletes)
+    } else {
+        vec![PG.append(schema, &plan.name, &plan.columns)]
+    };
+    c.execute(&format!("SAVEPOINT {SAVEPOINT}"), "setting a savepoint")
+        .await?;
+    for statement in &statements {
+        let merged = c
+            .execute(statement, &format!("merging into {}", plan.display))
+            .await;
+        if let Err(e) = merged {
+            if e.sqlstate().is_some_and(|s| s.starts_with("22")) {
+                c.execute(
+                    &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
+                    "rolling back to the savepoint",
+                )
+                .await?;
+                if let Some(found) = find_bad_column(c, plan).await? {
+                    return Err(found);
+                }
+            }
+            return Err(e);
+        }
+    }
+    c.execute(&PG.drop_stage(), "dropping the staging table")
+        .await
+}
+
+/// The first column whose staged values PostgreSQL refuses, as a [`Error::Value`]; `None`
+/// when each converts alone. Leaves the transaction usable.
+async fn find_bad_column(c: &Client, plan: &TablePlan) -> Result<Option<Error>> {
+    let probe = PG.quote_ident(PROBE);
+    for (i, column) in plan.columns.iter().enumerate() {
+        if column.ty == PgTarget::Text {
+            continue;
+        }
+        c.execute("SAVEPOINT sluice_probe", "setting a savepoint")
+            .await?;
+        let tried = c
+            .execute(
+                &format!(
+                    "CREATE TEMP TABLE {probe} (v {}) ON COMMIT DROP; INSERT INTO {probe} \
+                     SELECT {} FROM {}",
+                    column.ty,
+                    PG.convert(&format!("c{i}"), &column.ty),
+                    PG.stage()
+                ),
+                "checking a column's values",
+            )
+            .await;
+        c.execute(
+            "ROLLBACK TO SAVEPOINT sluice_probe",
+            "rolling back to the savepoint",
+        )
+        .await?;
+        if let Err(e) = tried {
+            let state = e.sqlstate().unwrap_or_default().to_owned();
+            if state.starts_with("22") {
+                return Ok(Some(Error::Value {
+                    table: plan.display.clone(),
+                    column: column.name.clone(),
+                    reason: format!("a value is not a valid {} (SQLSTATE {state})", column.ty),
+                }));
+            }
+        }
+    }
+    Ok(None)
+}

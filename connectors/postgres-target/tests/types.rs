@@ -1,0 +1,182 @@
+//! Every type the source has round-trips exactly: the target prints each value as the source
+//! does. A bad value fails the batch, naming table and column, and changes nothing.
+
+use sluice_core::{
+    Checkpoint, Classify, DeleteMode, Destination, ErrorClass, LogRecord, TableId, Value,
+};
+use sluice_testkit::{PgCluster, TestDatabase};
+
+use crate::support::*;
+
+const ZOO: &str = r#"
+CREATE TYPE mood AS ENUM ('sad', 'happy', 'ünï');
+CREATE TABLE zoo (
+    id int PRIMARY KEY,
+    b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8,
+    n38 numeric(38,10), n numeric, t text, vc varchar(5), c char(4), by bytea, u uuid,
+    j json, jb jsonb, d date, tm time, ttz timetz, ts timestamp, tstz timestamptz,
+    iv interval, ia int[], ta text[], ip inet, m mood
+);
+INSERT INTO zoo VALUES
+ (1, true, -32768, 2147483647, -9223372036854775808, 'NaN', '-Infinity',
+  '1234567890123456789012345678.0123456789', 'NaN', E'ünïcödé ☃ "q" \\ '' \t end', 'abcde', 'ab',
+  '\x00ff00'::bytea, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2.50],  "b":null}',
+  '{"z": 1, "a": "x"}', 'infinity', '23:59:59.999999', '12:00:00+05:30',
+  '0044-03-15 12:00:00.5 BC', '-infinity', '1 year 2 mons -3 days 04:05:06.789',
+  '{{1,NULL},{3,4}}', '{"a b",NULL,"c\"d","",NULL}', '192.168.0.1/24', 'ünï'),
+ (2, false, 0, 0, 0, 'Infinity', '-0', '-0.0000000001', '-12345678901234567890.123456789012345678901',
+  '', 'x', 'abcd', '\x', '00000000-0000-0000-0000-000000000000', '[]', '{}',
+  '0044-03-15 BC', '00:00', '00:00:00-12', '2024-02-29 23:59:59.123456', 'infinity',
+  '-178000000 years', '{}', '{}', '::1', 'sad'),
+ (3, NULL, NULL, NULL, NULL, '3.4028235e+38', '1.7976931348623157e+308', NULL, '0', NULL, NULL,
+  NULL, NULL, NULL, 'null', 'null', '-infinity', NULL, NULL, NULL,
+  '2024-03-10 02:30:00.000001+00', NULL, '{NULL}', '{NULL}', NULL, NULL),
+ (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+"#;
+
+/// Every column of `zoo` as `col::text`, in key order.
+fn as_text(table: &str) -> String {
+    let columns = "id b i2 i4 i8 f4 f8 n38 n t vc c by u j jb d tm ttz ts tstz iv ia ta ip m"
+        .split(' ')
+        .map(|c| format!("{c}::text"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT {columns} FROM {table} ORDER BY id")
+}
+
+/// The source's rows of `zoo` as change values: each value in its text output form, as
+/// pgoutput sends it.
+async fn source_changes(
+    source: &TestDatabase,
+) -> (std::sync::Arc<sluice_core::RelationSchema>, Vec<Vec<Value>>) {
+    let client = source.client().await.expect("client");
+    let relation = sluice_postgres::relation_schema(&client, &TableId::new("public", "zoo"))
+        .await
+        .expect("relation");
+    let rows = text_rows(source, "SELECT * FROM zoo ORDER BY id")
+        .await
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.map_or(Value::Null, Value::Text))
+                .collect()
+        })
+        .collect();
+    (std::sync::Arc::new(relation), rows)
+}
+
+async fn assert_same(source: &TestDatabase, t: &Target) {
+    let want = text_rows(source, &as_text("zoo")).await;
+    let got = text_rows(&t.db, &as_text("raw.zoo")).await;
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w);
+    }
+}
+
+#[tokio::test]
+async fn type_zoo_round_trips_exactly() {
+    let source = PgCluster::shared().fresh_database().await.expect("source");
+    source.execute(ZOO).await.expect("zoo");
+    let (r, rows) = source_changes(&source).await;
+    let mut t = Target::new(DeleteMode::Soft).await;
+    t.apply(&[txn(10, rows.into_iter().map(|v| ins(&r, v)).collect())])
+        .await;
+    assert_same(&source, &t).await;
+    let types = t
+        .lines(
+            "SELECT string_agg(format_type(atttypid, atttypmod), ', ' ORDER BY attnum) \
+             FROM pg_attribute WHERE attrelid = 'raw.zoo'::regclass AND attnum > 0",
+        )
+        .await;
+    assert_eq!(
+        types,
+        vec![
+            "integer, boolean, smallint, integer, bigint, real, double precision, \
+             numeric(38,10), numeric, text, character varying(5), character(4), bytea, uuid, \
+             json, jsonb, date, time without time zone, time with time zone, timestamp without \
+             time zone, timestamp with time zone, interval, integer[], text[], inet, text, \
+             bigint, timestamp with time zone, boolean, timestamp with time zone"
+        ]
+    );
+
+    // Changes: update every value of one row, swap another's, delete a third.
+    source
+        .execute(
+            "UPDATE zoo SET (b, f8, n, t, ia, ttz, iv) = (false, 'NaN', '1e-20', 'changed', \
+             '{{{1}}}', '23:59:59.999999-15:59', '1 microsecond') WHERE id = 1; \
+             UPDATE zoo SET (b, i4, j) = (true, -1, '{\"k\": [true]}') WHERE id = 4; \
+             DELETE FROM zoo WHERE id = 2",
+        )
+        .await
+        .expect("changes");
+    let (_, rows) = source_changes(&source).await;
+    let mut changes: Vec<_> = rows.into_iter().map(|v| upd(&r, None, v)).collect();
+    changes.push(del(&r, vals(&[Some("2")])));
+    let mut hard = Target {
+        db: t.db.clone(),
+        dest: sluice_postgres_target::PostgresDestination::new({
+            let mut c = sluice_postgres_target::PostgresTargetConfig::new(t.db.url());
+            c.deletes = DeleteMode::Hard;
+            c
+        })
+        .expect("config"),
+    };
+    hard.dest.open(PIPELINE).await.expect("open");
+    hard.apply(&[txn(20, changes)]).await;
+    assert_same(&source, &hard).await;
+}
+
+#[tokio::test]
+async fn bad_value_fails_the_batch_and_changes_nothing() {
+    let r = rel(
+        "bad",
+        &[
+            ("id", sluice_core::pg_type::oid::INT4, -1, true),
+            ("n", sluice_core::pg_type::oid::INT4, -1, false),
+            ("vc", sluice_core::pg_type::oid::VARCHAR, 5 + 4, false),
+        ],
+    );
+    let ok = rel("fine", &[("id", sluice_core::pg_type::oid::INT4, -1, true)]);
+    let mut t = Target::new(DeleteMode::Soft).await;
+    let first: Vec<LogRecord> = vec![txn(
+        10,
+        vec![
+            ins(&r, vals(&[Some("1"), Some("1"), Some("a")])),
+            ins(&ok, vals(&[Some("1")])),
+        ],
+    )];
+    let (batch, cp) = build(0, &first);
+    t.try_apply(&batch, &cp).await.expect("first batch");
+    let before = (t.dump("raw.bad").await, t.dump("raw.fine").await);
+
+    for (values, column, reason) in [
+        (
+            vals(&[Some("1"), Some("abc"), Some("b")]),
+            "n",
+            "not a valid integer (SQLSTATE 22P02)",
+        ),
+        (
+            vals(&[Some("2"), Some("2"), Some("abcdefgh")]),
+            "vc",
+            "not a valid character varying(5) (SQLSTATE 22001)",
+        ),
+    ] {
+        let (batch, cp2) = build(
+            1,
+            &[txn(20, vec![ins(&ok, vals(&[Some("2")])), ins(&r, values)])],
+        );
+        let err = t.try_apply(&batch, &cp2).await.expect_err("bad value");
+        assert_eq!(err.class(), ErrorClass::Definite, "{err}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("table \"raw\".\"bad\" column \"{column}\": ")),
+            "{message}"
+        );
+        assert!(message.ends_with(reason), "{message}");
+        assert_eq!((t.dump("raw.bad").await, t.dump("raw.fine").await), before);
+        let stored: Option<Checkpoint> = t.dest.open(PIPELINE).await.expect("open");
+        assert_eq!(stored, Some(cp.clone()), "the checkpoint did not move");
+    }
+}
