@@ -3,5 +3,6 @@
 mod check;
 mod crash;
 mod idle;
+mod postgres_target;
 mod sync;
 mod verify;

@@ -98,6 +98,19 @@ async fn check_log(log: &LogKind) -> Finding {
     }
 }
 
+/// An error and its causes, `: `-separated.
+#[cfg(feature = "postgres")]
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        message.push_str(": ");
+        message.push_str(&c.to_string());
+        cause = c.source();
+    }
+    message
+}
+
 async fn check_target(target: &TargetKind, pipeline: &str) -> Finding {
     let subject = "target".to_owned();
     let outcome: Result<String, String> = match target {
@@ -118,6 +131,26 @@ async fn check_target(target: &TargetKind, pipeline: &str) -> Finding {
                     Err(e) => Err(format!("{e:#}")),
                 },
                 Err(e) => Err(format!("{e:#}")),
+            }
+        }
+        #[cfg(feature = "postgres")]
+        TargetKind::Postgres(config) => {
+            use sluice_core::Destination;
+            // The URL is printed without its password.
+            match sluice_postgres_target::PostgresDestination::new(config.clone()) {
+                Ok(mut d) => match d.open(pipeline).await {
+                    Ok(cp) => Ok(format!(
+                        "postgres {} schema \"{}\": {}",
+                        config.redacted_url(),
+                        config.schema,
+                        cp.map_or("no checkpoint yet".to_owned(), |c| format!(
+                            "loaded up to {}",
+                            c.applied_lsn
+                        ))
+                    )),
+                    Err(e) => Err(with_causes(&e)),
+                },
+                Err(e) => Err(with_causes(&e)),
             }
         }
     };

@@ -20,6 +20,9 @@ pub enum LogKind {
 pub enum TargetKind {
     #[cfg(feature = "duckdb")]
     DuckDb(sluice_duckdb::DuckDbConfig),
+    /// `Debug` shows the URL without its password.
+    #[cfg(feature = "postgres")]
+    Postgres(sluice_postgres_target::PostgresTargetConfig),
 }
 
 #[derive(Deserialize)]
@@ -64,6 +67,13 @@ pub fn target(section: &Section) -> Result<TargetKind, ConfigError> {
             c.validate().map_err(|e| invalid("target", e.to_string()))?;
             Ok(TargetKind::DuckDb(c))
         }
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            let c: sluice_postgres_target::PostgresTargetConfig = section.parse()?;
+            // Messages name the field and never hold the URL's password.
+            c.validate().map_err(|e| invalid("target", e.to_string()))?;
+            Ok(TargetKind::Postgres(c))
+        }
         other => Err(invalid(
             "target.kind",
             format!(
@@ -78,6 +88,8 @@ pub fn target(section: &Section) -> Result<TargetKind, ConfigError> {
 pub const SUPPORTED_TARGETS: &[&str] = &[
     #[cfg(feature = "duckdb")]
     "duckdb",
+    #[cfg(feature = "postgres")]
+    "postgres",
 ];
 
 fn invalid(path: &str, message: String) -> ConfigError {

@@ -45,20 +45,7 @@ pub async fn run(
     match (settings.log.clone(), settings.target.clone()) {
         #[cfg(feature = "duckdb")]
         (LogKind::Local(options), TargetKind::DuckDb(target)) => {
-            let log_failure = |e| Failure::from_error("change log", e);
-            let (writer, reader) = if stage == Stage::Load {
-                // Another process captures: read by polling, append nothing.
-                let reader = sluice_log_local::LogReader::open(options.dir.clone())
-                    .await
-                    .map_err(log_failure)?;
-                (None, reader)
-            } else {
-                let writer = sluice_log_local::LocalLog::open(options)
-                    .await
-                    .map_err(log_failure)?;
-                let reader = writer.reader();
-                (Some(writer), reader)
-            };
+            let (writer, reader) = local_log(options, stage).await?;
             let destination = sluice_duckdb::DuckDbDestination::new(target)
                 .map_err(|e| Failure::from_error("target", e))?;
             let stages = Stages {
@@ -67,6 +54,45 @@ pub async fn run(
             };
             pipeline(stages, &settings, until_caught_up, stop).await
         }
+        #[cfg(feature = "postgres")]
+        (LogKind::Local(options), TargetKind::Postgres(target)) => {
+            let (writer, reader) = local_log(options, stage).await?;
+            let destination = sluice_postgres_target::PostgresDestination::new(target)
+                .map_err(|e| Failure::from_error("target", e))?;
+            let stages = Stages {
+                capture: writer.map(|w| (capture, w)),
+                load: (stage != Stage::Capture).then_some((reader, destination)),
+            };
+            pipeline(stages, &settings, until_caught_up, stop).await
+        }
+    }
+}
+
+/// The local change log: a writer unless another process captures (`--stage load`), and a
+/// reader.
+async fn local_log(
+    options: sluice_log_local::LogOptions,
+    stage: Stage,
+) -> Result<
+    (
+        Option<sluice_log_local::LocalLog>,
+        sluice_log_local::LogReader,
+    ),
+    Failure,
+> {
+    let log_failure = |e| Failure::from_error("change log", e);
+    if stage == Stage::Load {
+        // Another process captures: read by polling, append nothing.
+        let reader = sluice_log_local::LogReader::open(options.dir.clone())
+            .await
+            .map_err(log_failure)?;
+        Ok((None, reader))
+    } else {
+        let writer = sluice_log_local::LocalLog::open(options)
+            .await
+            .map_err(log_failure)?;
+        let reader = writer.reader();
+        Ok((Some(writer), reader))
     }
 }
 
