@@ -2,5 +2,6 @@
 //! database of the test kit's shared cluster per test).
 
 mod apply;
+mod conformance;
 mod support;
 mod types;
