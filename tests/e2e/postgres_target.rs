@@ -137,4 +137,28 @@ async fn sync_into_postgres_value_by_value() {
         vec![vec![Some("2".to_owned())], vec![Some("4".to_owned())]],
         "soft deletes, including the old key of a key change"
     );
+
+    // verify agrees, and finds a value changed behind its back.
+    let verify = |config: &std::path::Path| {
+        let out = Command::new(sluice_bin())
+            .args(["verify", "-c"])
+            .arg(config)
+            .output()
+            .expect("verify");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, out) = verify(&config);
+    assert_eq!(code, Some(0), "{out}");
+    target
+        .execute("UPDATE raw.zoo SET t = 'tampered' WHERE id = 1")
+        .await
+        .expect("tamper");
+    let (code, out) = verify(&config);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("different content: (1)"), "{out}");
 }

@@ -15,9 +15,10 @@ pub fn canonical_expr(column: &str, pg_type: &PgType) -> String {
     let c = quote_ident(column);
     match pg_type {
         PgType::Timestamp | PgType::TimestampTz => format!(
-            "CASE WHEN isfinite({c}) THEN (extract(epoch FROM {c}) * 1000000)::bigint::text ELSE {c}::text END"
+            "CASE WHEN isfinite({c}) THEN trunc(extract(epoch FROM {c}) * 1000000)::text ELSE {c}::text END"
         ),
-        PgType::Interval => format!("(extract(epoch FROM {c}) * 1000000)::bigint::text"),
+        // Microseconds as exact numerics: beyond bigint for the extreme values PostgreSQL holds.
+        PgType::Interval => format!("trunc(extract(epoch FROM {c}) * 1000000)::text"),
         PgType::Bytea => format!("encode({c}, 'hex')"),
         PgType::Array(_) => format!("array_to_json({c})::text"),
         // bpchar's cast to text drops the padding; everything else prints as PostgreSQL does.
@@ -242,8 +243,8 @@ mod tests {
         assert_eq!(
             rows_query("raw", &relation, Some("NOT _sluice_deleted")),
             "SELECT concat_ws(chr(31), coalesce(\"id\"::text, chr(1))) AS k, concat_ws(chr(31), \
-             coalesce(\"id\"::text, chr(1)), coalesce(CASE WHEN isfinite(\"at\") THEN (extract(epoch FROM \"at\") \
-             * 1000000)::bigint::text ELSE \"at\"::text END, chr(1)), coalesce(encode(\"b\", 'hex'), chr(1))) AS v \
+             coalesce(\"id\"::text, chr(1)), coalesce(CASE WHEN isfinite(\"at\") THEN trunc(extract(epoch FROM \"at\") \
+             * 1000000)::text ELSE \"at\"::text END, chr(1)), coalesce(encode(\"b\", 'hex'), chr(1))) AS v \
              FROM \"raw\".\"we\"\"ird\" WHERE NOT _sluice_deleted"
         );
     }

@@ -56,11 +56,18 @@ pub async fn run(settings: &Settings, options: VerifyOptions) -> Result<bool, Fa
                 .map_err(|e| Failure::from_error("target", e))?;
             compare(settings, inspector, options).await
         }
-        #[allow(unreachable_patterns)]
-        _ => Err(Failure::fatal(
-            "target",
-            anyhow::anyhow!("verify does not support this target kind yet"),
-        )),
+        #[cfg(feature = "postgres")]
+        TargetKind::Postgres(config) => {
+            let connection = config
+                .connection()
+                .map_err(|e| Failure::from_error("target", e))?;
+            let client = sluice_postgres::connect(&connection)
+                .await
+                .map_err(|e| Failure::from_error("target", e))?;
+            let inspector =
+                sluice_postgres::digest::PostgresInspector::new(client, config.schema.clone());
+            compare(settings, inspector, options).await
+        }
     }
 }
 
