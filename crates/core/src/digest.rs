@@ -46,10 +46,16 @@ pub trait Inspect: Send {
     type Error: std::error::Error + Classify + Send + Sync + 'static;
 
     /// The applied LSN of the pipeline's checkpoint, if it has one.
-    fn applied_lsn(&mut self, pipeline: &str) -> impl Future<Output = Result<Option<Lsn>, Self::Error>> + Send;
+    fn applied_lsn(
+        &mut self,
+        pipeline: &str,
+    ) -> impl Future<Output = Result<Option<Lsn>, Self::Error>> + Send;
 
     /// Whether the target has a table for this relation.
-    fn has_table(&mut self, relation: &RelationSchema) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+    fn has_table(
+        &mut self,
+        relation: &RelationSchema,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
     /// The digest of the live (not soft-deleted) rows of the relation's target table.
     fn digest(
@@ -124,7 +130,10 @@ mod tests {
     use super::*;
 
     fn rh(key: &str, hash: i64) -> RowHash {
-        RowHash { key: key.into(), hash }
+        RowHash {
+            key: key.into(),
+            hash,
+        }
     }
 
     #[test]
