@@ -109,3 +109,73 @@ async fn bad_configuration_exits_2_naming_the_field() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("sluice init"), "{out}");
 }
+
+/// Passwords in the source and target URLs never reach the output of any command.
+#[tokio::test]
+async fn passwords_never_printed() {
+    let secret = "Pw-9f3!kq";
+    let cluster = PgCluster::builder()
+        .user("loader", secret, AuthMethod::ScramSha256)
+        .start()
+        .expect("cluster");
+    let source = cluster.fresh_database().await.expect("source");
+    let target = cluster.fresh_database().await.expect("target");
+    source
+        .execute(&format!(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');
+             ALTER TABLE t OWNER TO loader; GRANT CREATE ON DATABASE \"{}\" TO loader;",
+            source.name()
+        ))
+        .await
+        .expect("schema");
+    target
+        .execute(&format!(
+            "GRANT ALL ON DATABASE \"{}\" TO loader",
+            target.name()
+        ))
+        .await
+        .expect("grant");
+    let dir = sluice_tests::tempfile_dir::Dir::new();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nurl = \"{}\"\ntables = [\"public.t\"]\nslot = \"s_{}\"\n\n\
+             [log]\nkind = \"local\"\npath = \"{}\"\n\n\
+             [target]\nkind = \"postgres\"\nurl = \"{}\"\n",
+            source.url_for("loader", secret),
+            source.name(),
+            dir.path().join("log").display(),
+            target.url_for("loader", secret),
+        ),
+    )
+    .expect("write config");
+    for args in [
+        &["check"][..],
+        &["check", "--json"],
+        &["sync", "--until-caught-up"],
+        &["verify"],
+        &["verify", "--json"],
+    ] {
+        let out = Command::new(sluice_bin())
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .env("SLUICE_LOG", "debug")
+            .output()
+            .expect("run sluice");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.is_empty(), "{args:?} printed something");
+        assert!(
+            !text.contains(secret),
+            "{args:?} printed the password:\n{text}"
+        );
+        if args[0] != "check" {
+            assert!(out.status.success(), "{args:?} failed:\n{text}");
+        }
+    }
+}

@@ -163,11 +163,18 @@ async fn stop_on_signal(stop: CancellationToken) {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("SLUICE_LOG")
+    let directives = std::env::var("SLUICE_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| "info".to_owned());
+    // The database driver logs statement texts at debug level: keep it quiet unless asked by
+    // name, so a general `debug` never puts SQL (or what it carries) into the logs.
+    let directives = if directives.contains("tokio_postgres") {
+        directives
+    } else {
+        format!("{directives},tokio_postgres=info")
+    };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
