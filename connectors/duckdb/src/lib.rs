@@ -21,8 +21,10 @@ mod destination;
 mod digest;
 mod encode;
 mod error;
+mod script;
 
 pub use config::{DEFAULT_SCHEMA, DuckDbConfig};
 pub use destination::DuckDbDestination;
 pub use digest::{DuckDbInspector, canonical_expr};
 pub use error::{Error, OpenSource, Result};
+pub use script::execute_script;

@@ -76,6 +76,21 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         max_keys: usize,
     },
+    /// KPI views over the loaded tables (stock, orders per minute, sessions, fraud signals,
+    /// freshness).
+    Views {
+        #[command(subcommand)]
+        command: ViewsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ViewsCommand {
+    /// Create or replace the KPI views in the target schema, for the target's SQL dialect.
+    Install {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ mod registry;
 mod settings;
 mod sync;
 mod verify;
+mod views;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, LogFormat};
+use crate::cli::{Cli, Command, LogFormat, ViewsCommand};
 pub use crate::failure::Failure;
 use crate::settings::Settings;
 
@@ -87,6 +88,34 @@ async fn run(cli: Cli) -> ExitCode {
                 Ok(false) => ExitCode::from(EXIT_MISMATCH),
                 Err(failure) => {
                     eprintln!("error: {failure}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+        Command::Views {
+            command: ViewsCommand::Install { config },
+        } => {
+            let Some(settings) = load(&config.config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            match views::install(&settings).await {
+                Ok(installed) => {
+                    for view in &installed.views {
+                        println!("installed view {}.{view}", installed.schema);
+                    }
+                    println!(
+                        "{} KPI views installed in schema \"{}\" ({} dialect)",
+                        installed.views.len(),
+                        installed.schema,
+                        installed.dialect
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(failure) => {
+                    eprintln!("error: {failure}");
+                    if failure.class == sluice_core::ErrorClass::Definite {
+                        eprintln!("{}", views::HINT);
+                    }
                     ExitCode::from(EXIT_FAILURE)
                 }
             }
