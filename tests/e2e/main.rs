@@ -6,3 +6,4 @@ mod idle;
 mod postgres_target;
 mod sync;
 mod verify;
+mod views;
