@@ -60,19 +60,17 @@ psql_ -d shop -f "$HERE/changes.sql"
 echo "==> second sync: only the changes stream"
 "$SLUICE" sync -c "$DATA/sluice.toml" --until-caught-up 2>"$DATA/sync-2.log"
 
+echo "==> installing the KPI views"
+"$SLUICE" views install -c "$DATA/sluice.toml"
+
 echo "==> what landed in $DATA/warehouse.duckdb"
 "$SHOW" "$DATA/warehouse.duckdb" \
   "SELECT table_name, estimated_size AS rows FROM duckdb_tables() WHERE schema_name = 'raw' ORDER BY 1" \
   "SELECT id, customer_id, status, total, _sluice_lsn, _sluice_deleted FROM raw.orders WHERE id IN (17, 18, 1001) ORDER BY id" \
   "SELECT id, name, price FROM raw.products WHERE id <= 3 ORDER BY id" \
   "SELECT id, email, _sluice_deleted FROM raw.customers WHERE id = 501" \
-  "SELECT s.product_id, s.warehouse_id, s.on_hand AS opening, coalesce(sum(m.delta), 0) AS moved,
-          s.on_hand + coalesce(sum(m.delta), 0) AS on_hand
-   FROM raw.stock_snapshot s
-   LEFT JOIN raw.inventory_movements m
-     ON m.product_id = s.product_id AND m.warehouse_id = s.warehouse_id
-    AND m.moved_at > s.as_of AND NOT m._sluice_deleted
-   WHERE s.product_id <= 5 AND s.warehouse_id = 2
-   GROUP BY s.product_id, s.warehouse_id, s.on_hand ORDER BY 1" \
+  "SELECT * FROM raw.stock_on_hand WHERE product_id <= 5 AND warehouse_id = 2 ORDER BY product_id" \
+  "SELECT * FROM raw.orders_per_minute ORDER BY window_start DESC LIMIT 3" \
+  "SELECT table_name, last_commit_ts, applied_lsn FROM raw.pipeline_freshness ORDER BY table_name" \
   "SELECT pipeline, applied_lsn_text AS applied_lsn, applied_commit_ts FROM raw._sluice_checkpoints"
 echo "==> done: query it yourself with any DuckDB client, e.g. duckdb $DATA/warehouse.duckdb"
