@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 
 use duckdb::{AccessMode, Config, Connection};
-use sluice_core::digest::{
-    BucketDigest, COLUMN_SEPARATOR_CODE, Inspect, NULL_MARKER_CODE, RowHash, TableDigest,
-};
+use sluice_core::digest::{BucketDigest, Inspect, RowHash, TableDigest, text_expressions};
 use sluice_core::{Lsn, PgType, RelationSchema, meta};
 
 use crate::config::DuckDbConfig;
@@ -68,32 +66,9 @@ impl DuckDbInspector {
     }
 
     fn rows_query(&self, relation: &RelationSchema) -> String {
-        let all: Vec<usize> = (0..relation.columns.len()).collect();
-        let keys = if relation.has_key() {
-            relation.key_positions()
-        } else {
-            all.clone()
-        };
-        let text = |positions: &[usize]| {
-            let parts: Vec<String> = positions
-                .iter()
-                .map(|&i| {
-                    let c = &relation.columns[i];
-                    format!(
-                        "coalesce({}, chr({NULL_MARKER_CODE}))",
-                        canonical_expr(&c.name, &c.pg_type())
-                    )
-                })
-                .collect();
-            format!(
-                "concat_ws(chr({COLUMN_SEPARATOR_CODE}), {})",
-                parts.join(", ")
-            )
-        };
+        let (key, row) = text_expressions(relation, |c| canonical_expr(&c.name, &c.pg_type()));
         format!(
-            "SELECT {} AS k, {} AS v FROM {} WHERE NOT {}",
-            text(&keys),
-            text(&all),
+            "SELECT {key} AS k, {row} AS v FROM {} WHERE NOT {}",
             self.table(relation),
             quote_ident(meta::DELETED)
         )

@@ -1,9 +1,7 @@
 //! `sluice verify` at the source (and at any PostgreSQL holding the same tables): the canonical
 //! row text of [`sluice_core::digest`] in PostgreSQL's SQL, bucket digests and row hashes.
 
-use sluice_core::digest::{
-    BucketDigest, COLUMN_SEPARATOR_CODE, Inspect, NULL_MARKER_CODE, RowHash, TableDigest,
-};
+use sluice_core::digest::{BucketDigest, Inspect, RowHash, TableDigest, text_expressions};
 use sluice_core::{Lsn, PgType, RelationSchema, meta};
 use tokio_postgres::GenericClient;
 
@@ -28,32 +26,9 @@ pub fn canonical_expr(column: &str, pg_type: &PgType) -> String {
 
 /// `SELECT k, v FROM table [WHERE filter]`: key text and row text of every row. Pure.
 pub fn rows_query(schema: &str, relation: &RelationSchema, filter: Option<&str>) -> String {
-    let all: Vec<usize> = (0..relation.columns.len()).collect();
-    let keys = if relation.has_key() {
-        relation.key_positions()
-    } else {
-        all.clone()
-    };
-    let text = |positions: &[usize]| {
-        let parts: Vec<String> = positions
-            .iter()
-            .map(|&i| {
-                let c = &relation.columns[i];
-                format!(
-                    "coalesce({}, chr({NULL_MARKER_CODE}))",
-                    canonical_expr(&c.name, &c.pg_type())
-                )
-            })
-            .collect();
-        format!(
-            "concat_ws(chr({COLUMN_SEPARATOR_CODE}), {})",
-            parts.join(", ")
-        )
-    };
+    let (key, row) = text_expressions(relation, |c| canonical_expr(&c.name, &c.pg_type()));
     format!(
-        "SELECT {} AS k, {} AS v FROM {}.{}{}",
-        text(&keys),
-        text(&all),
+        "SELECT {key} AS k, {row} AS v FROM {}.{}{}",
         quote_ident(schema),
         quote_ident(&relation.table.name),
         filter.map(|f| format!(" WHERE {f}")).unwrap_or_default()

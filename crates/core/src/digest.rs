@@ -77,6 +77,37 @@ pub trait Inspect: Send {
 pub const COLUMN_SEPARATOR_CODE: u32 = 31;
 pub const NULL_MARKER_CODE: u32 = 1;
 
+/// The SQL of a row's key text and row text (`(key_sql, row_sql)`), given each column's
+/// canonical-text expression in the engine's SQL. `concat_ws`, `coalesce` and `chr` mean the
+/// same in every supported engine. Pure.
+pub fn text_expressions(
+    relation: &RelationSchema,
+    canonical: impl Fn(&crate::Column) -> String,
+) -> (String, String) {
+    let all: Vec<usize> = (0..relation.columns.len()).collect();
+    let keys = if relation.has_key() {
+        relation.key_positions()
+    } else {
+        all.clone()
+    };
+    let text = |positions: &[usize]| {
+        let parts: Vec<String> = positions
+            .iter()
+            .map(|&i| {
+                format!(
+                    "coalesce({}, chr({NULL_MARKER_CODE}))",
+                    canonical(&relation.columns[i])
+                )
+            })
+            .collect();
+        format!(
+            "concat_ws(chr({COLUMN_SEPARATOR_CODE}), {})",
+            parts.join(", ")
+        )
+    };
+    (text(&keys), text(&all))
+}
+
 /// Readable form of a key text: columns joined by `, `, NULL as `NULL`.
 pub fn display_key(key: &str) -> String {
     key.split('\u{1f}')
