@@ -2,6 +2,7 @@
 
 mod check;
 mod crash;
+mod fidelity;
 mod idle;
 mod postgres_target;
 mod sync;

@@ -121,6 +121,16 @@ impl TableAcc {
         self.truncate_below = Some(self.truncate_below.map_or(below, |t| t.max(below)));
     }
 
+    /// Fills unchanged TOAST values of `values` from the batch's upsert of `key`, if any.
+    fn fill_from_row(&self, key: Option<&Vec<Value>>, values: &mut [Value]) {
+        let Some(&i) = key.and_then(|k| self.by_key.get(k)) else {
+            return;
+        };
+        if self.rows[i].op == RowOp::Upsert {
+            fill_unchanged(values, &self.rows[i].values);
+        }
+    }
+
     fn put(&mut self, key: Option<Vec<Value>>, mut row: Row) {
         let Some(key) = key else {
             self.rows.push(row);
@@ -149,6 +159,15 @@ impl TableAcc {
                 self.by_key.insert(key, self.rows.len());
                 self.rows.push(row);
             }
+        }
+    }
+}
+
+/// Replaces unchanged TOAST values in `values` with the present values of `from` (aligned).
+fn fill_unchanged(values: &mut [Value], from: &[Value]) {
+    for (v, f) in values.iter_mut().zip(from) {
+        if *v == Value::Unchanged && matches!(f, Value::Text(_)) {
+            *v = f.clone();
         }
     }
 }
@@ -276,10 +295,23 @@ impl BatchBuilder {
         match change.op {
             Op::Truncate => acc.truncate(lsn),
             Op::Insert | Op::Update => {
+                let mut new = change.new;
+                if let Some(values) = new.as_mut() {
+                    // An unchanged TOAST value is the old row's value: take it from the old
+                    // image when that carries it (REPLICA IDENTITY FULL), and when the key
+                    // changed, from the old key's row earlier in the batch, since the new
+                    // key has nothing in the target to keep.
+                    if let Some(old) = &change.old {
+                        fill_unchanged(values, old);
+                    }
+                    if old_key.is_some() {
+                        acc.fill_from_row(old_key.as_ref(), values);
+                    }
+                }
                 if old_key.is_some() {
                     acc.put(old_key, row(RowOp::Delete, change.old));
                 }
-                acc.put(key, row(RowOp::Upsert, change.new));
+                acc.put(key, row(RowOp::Upsert, new));
             }
             Op::Delete => {
                 if keyed {
@@ -490,6 +522,44 @@ mod tests {
         assert_eq!(rows[0].values, vec![v("1"), v("large"), v("1")]);
         // Nothing earlier in the batch for key 2: the marker stays for the destination.
         assert_eq!(rows[1].values, vec![v("2"), Value::Unchanged, v("1")]);
+    }
+
+    #[test]
+    fn unchanged_toast_follows_a_key_change() {
+        let r = rel(&[("id", true), ("big", false), ("n", false)]);
+        let (batch, _) = build(&[
+            txn(10, vec![ins(&r, vec![v("1"), v("large"), v("0")])]),
+            txn(
+                20,
+                vec![upd(
+                    &r,
+                    Some(vec![v("1"), Value::Null, Value::Null]),
+                    vec![v("9"), Value::Unchanged, v("1")],
+                )],
+            ),
+            // REPLICA IDENTITY FULL: the old image carries the value.
+            txn(
+                30,
+                vec![upd(
+                    &r,
+                    Some(vec![v("2"), v("kept"), v("0")]),
+                    vec![v("3"), Value::Unchanged, v("1")],
+                )],
+            ),
+        ]);
+        let rows = &batch.tables[0].rows;
+        let upserts: Vec<_> = rows
+            .iter()
+            .filter(|r| r.op == RowOp::Upsert)
+            .map(|r| r.values.clone())
+            .collect();
+        assert_eq!(
+            upserts,
+            vec![
+                vec![v("9"), v("large"), v("1")],
+                vec![v("3"), v("kept"), v("1")]
+            ]
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub struct TablePlan<T> {
     pub display: String,
     /// The target table name.
     pub name: String,
-    /// Per relation column (same order): its name, target type and whether it is a key.
+    /// Per relation column (same order): its name, target type and whether it is a key;
+    /// then the target's columns the source dropped (not keys), which rows leave NULL.
     pub columns: Vec<TargetColumn<T>>,
     /// DDL to run first (create, add columns, widen), in order.
     pub ddl: Vec<String>,
@@ -167,6 +168,23 @@ pub fn plan<D: SqlDialect + ?Sized>(
                     ty,
                     key: c.key,
                 });
+            }
+            // Columns the source dropped: rows carry no value for them, so they are staged
+            // as NULL and every row written from now on holds NULL there (a MERGE updates
+            // only the columns it names). Deletes and rows not written keep their values.
+            for (n, text) in existing {
+                if n.starts_with(RESERVED_PREFIX) || relation.position(n).is_some() {
+                    continue;
+                }
+                // Sluice created every column it can parse; one it cannot was added by
+                // hand and is left alone.
+                if let Some(ty) = d.parse_type(text) {
+                    columns.push(TargetColumn {
+                        name: n.clone(),
+                        ty,
+                        key: false,
+                    });
+                }
             }
         }
     }

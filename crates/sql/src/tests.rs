@@ -530,6 +530,18 @@ fn duckdb_evolution() {
             "ALTER TABLE \"raw\".\"t\" ADD COLUMN \"added\" VARCHAR",
         ]
     );
+    // The dropped column follows the relation's columns, staged NULL from now on.
+    let names: Vec<_> = p.columns.iter().map(|c| (c.name.as_str(), c.key)).collect();
+    assert_eq!(
+        names,
+        [
+            ("id", true),
+            ("n", false),
+            ("amount", false),
+            ("added", false),
+            ("gone", false)
+        ]
+    );
     let narrower = existing(&[("id", "BIGINT"), ("n", "BIGINT")], DUCK_META);
     let p = plan(&DUCK, "raw", &r, Some(&narrower), &[]).expect("narrower source");
     assert_eq!(p.columns[1].ty, DuckType::BigInt);
