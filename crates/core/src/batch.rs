@@ -250,9 +250,15 @@ impl BatchBuilder {
                     self.changes += 1;
                     self.push_change(txn.commit_lsn, txn.commit_ts, change);
                 }
-                if txn.kind == TxnKind::Stream {
-                    self.applied_lsn = txn.end_lsn;
-                    self.applied_commit_ts = txn.commit_ts;
+                match txn.kind {
+                    TxnKind::Stream => {
+                        self.applied_lsn = txn.end_lsn;
+                        self.applied_commit_ts = txn.commit_ts;
+                    }
+                    // Snapshot rows are as of the snapshot's time: freshness starts there.
+                    TxnKind::Snapshot => {
+                        self.applied_commit_ts = self.applied_commit_ts.max(txn.commit_ts);
+                    }
                 }
             }
             LogRecord::SnapshotBegin {
@@ -598,6 +604,26 @@ mod tests {
         assert_eq!(batch.tables[0].rows.len(), 1);
         assert_eq!(batch.tables[0].rows[0].values, vec![v("2")]);
         assert_eq!(cp.applied_lsn, Lsn(31));
+    }
+
+    #[test]
+    fn snapshot_rows_set_the_applied_commit_time() {
+        let mut b = BatchBuilder::default();
+        b.push(LogRecord::Transaction(Transaction {
+            kind: TxnKind::Snapshot,
+            xid: 0,
+            commit_lsn: Lsn(99),
+            end_lsn: Lsn(99),
+            commit_ts: 1_700_000_000_000_000,
+            changes: vec![ins(&rel(&[("id", true)]), vec![v("1")])],
+        }));
+        let (_, cp) = b.finish(LogPosition::default());
+        assert_eq!(cp.applied_commit_ts, 1_700_000_000_000_000);
+        assert_eq!(
+            cp.applied_lsn,
+            Lsn::ZERO,
+            "only the snapshot's end marks its position"
+        );
     }
 
     #[test]
