@@ -121,6 +121,9 @@ pub async fn relation_schema(client: &Client, table: &TableId) -> Result<Relatio
     })
 }
 
+/// OIDs below this belong to built-in objects (`FirstNormalObjectId`).
+const FIRST_NORMAL_OID: u32 = 16_384;
+
 /// Applies the catalog's identity and base types to a relation as the change stream describes
 /// it (columns in stream order and with stream names), keeping the stream's column list.
 pub fn reconcile(stream: &mut RelationSchema, catalog: &RelationSchema) {
@@ -128,11 +131,51 @@ pub fn reconcile(stream: &mut RelationSchema, catalog: &RelationSchema) {
         if let Some(c) = catalog.columns.iter().find(|c| c.name == column.name) {
             column.key = c.key;
             column.nullable = c.nullable;
-            if c.type_oid != column.type_oid {
-                // A domain: the catalog gives its base type.
+            // A domain (always a user-defined type) is described by its base type. A built-in
+            // type that differs is a type change the stream has not reached yet: keep the
+            // stream's, which describes the rows that follow.
+            if c.type_oid != column.type_oid && column.type_oid >= FIRST_NORMAL_OID {
                 column.type_oid = c.type_oid;
                 column.type_modifier = c.type_modifier;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::{Column, ReplicaIdentity, TableId};
+
+    use super::*;
+
+    fn rel(type_oid: u32, key: bool) -> RelationSchema {
+        RelationSchema {
+            table: TableId::new("public", "t"),
+            oid: 1,
+            version: 1,
+            replica_identity: ReplicaIdentity::Default,
+            columns: vec![Column {
+                name: "c".into(),
+                type_oid,
+                type_modifier: -1,
+                key,
+                nullable: true,
+            }],
+        }
+    }
+
+    #[test]
+    fn domains_take_the_base_type_but_built_in_changes_do_not() {
+        // A domain over int4 (user OID) becomes int4, and the catalog's key flag wins.
+        let mut stream = rel(16_500, false);
+        reconcile(&mut stream, &rel(23, true));
+        assert_eq!(
+            (stream.columns[0].type_oid, stream.columns[0].key),
+            (23, true)
+        );
+        // timestamp in the stream while the catalog already says timestamptz: keep timestamp.
+        let mut stream = rel(1114, false);
+        reconcile(&mut stream, &rel(1184, false));
+        assert_eq!(stream.columns[0].type_oid, 1114);
     }
 }
