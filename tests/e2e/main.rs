@@ -5,6 +5,7 @@ mod crash;
 mod fidelity;
 mod idle;
 mod postgres_target;
+mod status;
 mod sync;
 mod verify;
 mod views;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use duckdb::{AccessMode, Config, Connection};
 use sluice_core::digest::{BucketDigest, Inspect, RowHash, TableDigest, text_expressions};
-use sluice_core::{Lsn, PgType, RelationSchema, meta};
+use sluice_core::{Checkpoint, LogPosition, Lsn, PgType, RelationSchema, meta};
 
 use crate::config::DuckDbConfig;
 use crate::error::{Error, Result};
@@ -119,6 +119,49 @@ impl Inspect for DuckDbInspector {
             }
         })?;
         Ok(text.and_then(|t| t.parse().ok()))
+    }
+
+    async fn checkpoint(&mut self, pipeline: &str) -> Result<Option<Checkpoint>> {
+        let exists = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?";
+        let select = DIALECT.select_checkpoint(&self.schema, pipeline);
+        let stored = tokio::task::block_in_place(|| {
+            let n: i64 = self
+                .conn
+                .query_row(
+                    exists,
+                    [self.schema.as_str(), meta::CHECKPOINT_TABLE],
+                    |r| r.get(0),
+                )
+                .map_err(Error::sql("looking up the checkpoint table"))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            match self.conn.query_row(&select, [], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            }) {
+                Ok(row) => Ok(Some(row)),
+                Err(duckdb::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) => Err(Error::sql("reading the checkpoint")(e)),
+            }
+        })?;
+        let Some((position, applied_lsn, applied_commit_ts)) = stored else {
+            return Ok(None);
+        };
+        let position: LogPosition =
+            serde_json::from_str(&position).map_err(|e| Error::Checkpoint {
+                pipeline: pipeline.to_owned(),
+                reason: format!("position is not valid JSON ({e})"),
+            })?;
+        Ok(Some(Checkpoint {
+            position,
+            // Stored bit for bit as a signed 64-bit number.
+            applied_lsn: Lsn(applied_lsn as u64),
+            applied_commit_ts,
+        }))
     }
 
     async fn has_table(&mut self, relation: &RelationSchema) -> Result<bool> {

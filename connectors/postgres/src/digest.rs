@@ -2,7 +2,7 @@
 //! row text of [`sluice_core::digest`] in PostgreSQL's SQL, bucket digests and row hashes.
 
 use sluice_core::digest::{BucketDigest, Inspect, RowHash, TableDigest, text_expressions};
-use sluice_core::{Lsn, PgType, RelationSchema, meta};
+use sluice_core::{Checkpoint, LogPosition, Lsn, PgType, RelationSchema, meta};
 use tokio_postgres::GenericClient;
 
 use crate::error::{Error, Result};
@@ -142,6 +142,49 @@ impl Inspect for PostgresInspector {
             .await
             .map_err(|e| Error::client("reading the target's checkpoint", e))?;
         Ok(row.and_then(|r| r.get::<_, String>(0).parse().ok()))
+    }
+
+    async fn checkpoint(&mut self, pipeline: &str) -> Result<Option<Checkpoint>> {
+        let table = format!(
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(meta::CHECKPOINT_TABLE)
+        );
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await
+            .map_err(|e| Error::client("looking up the target's checkpoint table", e))?
+            .get(0);
+        if !exists {
+            return Ok(None);
+        }
+        // The position is JSON text (`{"partitions": {...}}`); the server takes it apart, so
+        // this crate needs no JSON parser.
+        let sql = format!(
+            "SELECT applied_lsn, CAST(extract(epoch FROM applied_commit_ts) * 1000000 AS bigint), \
+                    ARRAY(SELECT key FROM jsonb_each_text(position::jsonb -> 'partitions') ORDER BY key), \
+                    ARRAY(SELECT value FROM jsonb_each_text(position::jsonb -> 'partitions') ORDER BY key) \
+             FROM {table} WHERE pipeline = $1"
+        );
+        let Some(row) = self
+            .client
+            .query_opt(&sql, &[&pipeline])
+            .await
+            .map_err(|e| Error::client("reading the target's checkpoint", e))?
+        else {
+            return Ok(None);
+        };
+        let keys: Vec<String> = row.get(2);
+        let values: Vec<String> = row.get(3);
+        Ok(Some(Checkpoint {
+            position: LogPosition {
+                partitions: keys.into_iter().zip(values).collect(),
+            },
+            // Stored bit for bit as a signed 64-bit number.
+            applied_lsn: Lsn(row.get::<_, i64>(0) as u64),
+            applied_commit_ts: row.get(1),
+        }))
     }
 
     async fn has_table(&mut self, relation: &RelationSchema) -> Result<bool> {

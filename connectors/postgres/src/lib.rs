@@ -28,8 +28,8 @@ mod tls;
 pub use capture::{Capture, CaptureControl, CaptureOptions, CaptureReport};
 pub use catalog::{TablePattern, relation_schema, resolve_tables};
 pub use prerequisites::{Finding, Level, check as check_prerequisites};
-pub use publication::published_tables;
-pub use slot::{SlotState, find as find_slot};
+pub use publication::{drop as drop_publication, exists as publication_exists, published_tables};
+pub use slot::{SlotState, drop as drop_slot, find as find_slot};
 
 pub use config::{DEFAULT_PORT, SourceConfig, SslMode};
 pub use connect::connect;

@@ -56,6 +56,36 @@ pub async fn ensure(client: &Client, name: &str, tables: &[TableId]) -> Result<V
     Ok(missing.into_iter().cloned().collect())
 }
 
+/// Whether the publication named `name` exists.
+pub async fn exists(client: &Client, name: &str) -> Result<bool> {
+    Ok(client
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(|e| Error::client("looking up the publication", e))?
+        .is_some())
+}
+
+/// Drops the publication named `name` if it exists; returns whether it existed.
+pub async fn drop(client: &Client, name: &str) -> Result<bool> {
+    if !exists(client, name).await? {
+        return Ok(false);
+    }
+    tracing::info!(publication = name, "dropping publication");
+    client
+        .batch_execute(&drop_statement(name))
+        .await
+        .map_err(|e| Error::client(format!("dropping publication {}", quote_ident(name)), e))?;
+    Ok(true)
+}
+
+/// `DROP PUBLICATION IF EXISTS`. Pure.
+pub fn drop_statement(name: &str) -> String {
+    format!("DROP PUBLICATION IF EXISTS {}", quote_ident(name))
+}
+
 /// The tables a publication publishes, as the server resolves it.
 pub async fn published_tables(client: &Client, name: &str) -> Result<Vec<TableId>> {
     let rows = client
@@ -90,6 +120,14 @@ fn qualified(t: &TableId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drop_statement_quotes_the_name() {
+        assert_eq!(
+            drop_statement("p\"; DROP TABLE x; --"),
+            "DROP PUBLICATION IF EXISTS \"p\"\"; DROP TABLE x; --\""
+        );
+    }
 
     #[test]
     fn create_statement_quotes_everything() {

@@ -4,8 +4,10 @@ use sluice_core::Lsn;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::ident::quote_ident;
 
-/// A slot as `pg_replication_slots` shows it.
+/// A slot as `pg_replication_slots` shows it, with how much WAL it holds back at the moment
+/// it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotState {
     pub plugin: Option<String>,
@@ -14,15 +16,30 @@ pub struct SlotState {
     pub confirmed_flush_lsn: Option<Lsn>,
     pub restart_lsn: Option<Lsn>,
     pub wal_status: Option<String>,
+    /// Bytes of WAL the server may still write before the slot loses what it needs
+    /// (`max_slot_wal_keep_size`); `None` when that is unlimited.
+    pub safe_wal_size: Option<i64>,
+    /// The server's current WAL position when the slot was read.
+    pub current_lsn: Option<Lsn>,
+    /// WAL the slot keeps on the server: current position minus `restart_lsn`, in bytes.
+    pub retained_wal_bytes: Option<i64>,
+    /// WAL not yet confirmed by the consumer: current position minus `confirmed_flush_lsn`.
+    pub pending_wal_bytes: Option<i64>,
 }
 
 /// The slot named `name`, if it exists.
 pub async fn find(client: &Client, name: &str) -> Result<Option<SlotState>> {
+    // On a standby (logical slots there since PostgreSQL 16) the current position is the last
+    // one received; `pg_current_wal_lsn` would fail there.
     let row = client
         .query_opt(
-            "SELECT plugin::text, database::text, active_pid, confirmed_flush_lsn::text, \
-                    restart_lsn::text, wal_status \
-             FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            "WITH here AS (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() \
+                                      ELSE pg_current_wal_lsn() END AS lsn) \
+             SELECT plugin::text, database::text, active_pid, confirmed_flush_lsn::text, \
+                    restart_lsn::text, wal_status, safe_wal_size, here.lsn::text, \
+                    pg_wal_lsn_diff(here.lsn, restart_lsn)::bigint, \
+                    pg_wal_lsn_diff(here.lsn, confirmed_flush_lsn)::bigint \
+             FROM pg_catalog.pg_replication_slots, here WHERE slot_name = $1",
             &[&name],
         )
         .await
@@ -35,7 +52,29 @@ pub async fn find(client: &Client, name: &str) -> Result<Option<SlotState>> {
         confirmed_flush_lsn: lsn(r.get(3)),
         restart_lsn: lsn(r.get(4)),
         wal_status: r.get(5),
+        safe_wal_size: r.get(6),
+        current_lsn: lsn(r.get(7)),
+        retained_wal_bytes: r.get(8),
+        pending_wal_bytes: r.get(9),
     }))
+}
+
+/// Drops the slot named `name`. Fails while a consumer streams from it (SQLSTATE 55006, the
+/// message names the process); callers check [`SlotState::active_pid`] first to say so
+/// plainly.
+pub async fn drop(client: &Client, name: &str) -> Result<()> {
+    tracing::info!(slot = name, "dropping replication slot");
+    // The name travels as a parameter: nothing to quote.
+    client
+        .execute("SELECT pg_catalog.pg_drop_replication_slot($1)", &[&name])
+        .await
+        .map_err(|e| {
+            Error::client(
+                format!("dropping replication slot {}", quote_ident(name)),
+                e,
+            )
+        })?;
+    Ok(())
 }
 
 /// Fails unless the slot can be used by this pipeline: a logical pgoutput slot of this

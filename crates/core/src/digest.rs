@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use crate::{Classify, Lsn, RelationSchema};
+use crate::{Checkpoint, Classify, Lsn, RelationSchema};
 
 /// Row count and hash sum of one bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,8 +40,8 @@ pub struct RowHash {
     pub hash: i64,
 }
 
-/// Reads what a target holds, for `sluice verify`. Implemented by each destination with its own
-/// SQL for the canonical forms of the module documentation.
+/// Reads what a target holds, for `sluice verify` and `sluice status`. Implemented by each
+/// destination with its own SQL for the canonical forms of the module documentation.
 pub trait Inspect: Send {
     type Error: std::error::Error + Classify + Send + Sync + 'static;
 
@@ -50,6 +50,14 @@ pub trait Inspect: Send {
         &mut self,
         pipeline: &str,
     ) -> impl Future<Output = Result<Option<Lsn>, Self::Error>> + Send;
+
+    /// The pipeline's whole checkpoint (change-log position, applied LSN, commit time), for
+    /// `sluice status`. `None` when there is none yet, including when the checkpoint table has
+    /// not been created: a target nothing was loaded into is not an error.
+    fn checkpoint(
+        &mut self,
+        pipeline: &str,
+    ) -> impl Future<Output = Result<Option<Checkpoint>, Self::Error>> + Send;
 
     /// Whether the target has a table for this relation.
     fn has_table(

@@ -76,6 +76,24 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         max_keys: usize,
     },
+    /// Slot, retained WAL, change-log depth, applied position and freshness; reads only, so it
+    /// works while a sync runs.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop the replication slot and the publication at the source (asks first, or --yes); the
+    /// change log and the target are kept.
+    Teardown {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Drop without asking (needed without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// KPI views over the loaded tables (stock, orders per minute, sessions, fraud signals,
     /// freshness).
     Views {

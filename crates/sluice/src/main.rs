@@ -10,7 +10,9 @@ mod init;
 mod loader;
 mod registry;
 mod settings;
+mod status;
 mod sync;
+mod teardown;
 mod verify;
 mod views;
 
@@ -88,6 +90,40 @@ async fn run(cli: Cli) -> ExitCode {
                 Ok(false) => ExitCode::from(EXIT_MISMATCH),
                 Err(failure) => {
                     eprintln!("error: {failure}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+        Command::Status { config, json } => {
+            let Some(settings) = load(&config.config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            if status::run(&settings, json).await {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+        Command::Teardown { config, yes } => {
+            let Some(settings) = load(&config.config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            match teardown::run(&settings, yes).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(teardown::Refused::NotConfirmed { hint }) => {
+                    eprintln!("error: teardown needs confirmation");
+                    eprintln!("hint: {hint}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+                Err(teardown::Refused::Declined) => {
+                    eprintln!("teardown cancelled: nothing dropped");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+                Err(teardown::Refused::Failed { message, hint }) => {
+                    eprintln!("error: {message}");
+                    if let Some(hint) = hint {
+                        eprintln!("hint: {hint}");
+                    }
                     ExitCode::from(EXIT_FAILURE)
                 }
             }
