@@ -191,10 +191,9 @@ async fn unchanged_toast_values_keep_the_large_value() {
 }
 
 /// With the default replica identity, a key change of a row loaded in an earlier batch sends
-/// the big value as "unchanged" and nothing in the batch holds it: the target must copy it
-/// from the old key's row, which no destination does yet (the new row gets NULL).
+/// the big value as "unchanged" and nothing in the batch holds it: the destination copies it
+/// from the target's row of the old key.
 #[tokio::test]
-#[ignore = "known loss: unchanged TOAST values of a key change across batches (default identity)"]
 async fn unchanged_toast_follows_a_key_change_across_batches() {
     let db = fresh(&format!(
         "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL, small text, big text);

@@ -105,12 +105,14 @@ impl Client {
             .map_err(Error::sql(context))?;
         for row in rows {
             let row = row?;
-            let mut params: Vec<&dyn ToSql> = Vec::with_capacity(row.values.len() + 4);
+            let mut params: Vec<&dyn ToSql> =
+                Vec::with_capacity(row.values.len() + 4 + row.moved_from.len());
             params.extend(row.values.iter().map(|v| v as &dyn ToSql));
             params.push(&row.op);
             params.push(&row.lsn);
             params.push(&row.commit_ts);
             params.push(&row.unchanged);
+            params.extend(row.moved_from.iter().map(|v| v as &dyn ToSql));
             appender
                 .append_row(params.as_slice())
                 .map_err(Error::sql(context))?;

@@ -2,7 +2,9 @@
 //!
 //! One `apply` is one DuckDB transaction: DDL for new tables and columns, then per table the
 //! truncate (if any), staging through the appender, a conversion check and one MERGE (or an
-//! INSERT for tables without a key), then the checkpoint row. Any error rolls everything back.
+//! INSERT for tables without a key; when a row moved to a new key with unchanged TOAST
+//! values, the MERGE reads them from the target's row of the old key), then the checkpoint
+//! row. Any error rolls everything back.
 //!
 //! DuckDB calls block, so every call runs on a blocking thread (`spawn_blocking`) that takes
 //! the connection and gives it back. If that thread dies, the connection is dropped and the
@@ -229,8 +231,9 @@ fn apply_table(
             .map_or_else(String::new, |col| col.name.clone()),
         reason,
     };
+    let keys = plan.columns.iter().filter(|col| col.key).count();
     c.execute(
-        &d.create_stage(plan.columns.len()),
+        &d.create_stage(plan.columns.len(), keys),
         "creating the staging table",
     )?;
     c.append_stage(
@@ -257,7 +260,8 @@ fn apply_table(
         }
     }
     let statements = if table.keyed() {
-        d.merge(schema, &plan.name, &plan.columns, deletes)
+        let moved = table.rows.iter().any(|row| row.moved_from.is_some());
+        d.merge(schema, &plan.name, &plan.columns, deletes, moved)
     } else {
         vec![d.append(schema, &plan.name, &plan.columns)]
     };

@@ -33,13 +33,15 @@ fn err<T>(reason: impl Into<String>) -> Result<T> {
     Err(EncodeError(reason.into()))
 }
 
-/// One staged row: the column texts, then op, LSN, commit time and the unchanged marker.
+/// One staged row: the column texts, then op, LSN, commit time, the unchanged marker and the
+/// old key of a moved row (one text per key column, all NULL for other rows).
 pub(crate) struct StagedRow {
     pub values: Vec<Option<String>>,
     pub op: &'static str,
     pub lsn: i64,
     pub commit_ts: i64,
     pub unchanged: Option<String>,
+    pub moved_from: Vec<Option<String>>,
 }
 
 /// Encodes `row` for the staging table. On failure, returns the position of the column
@@ -78,7 +80,31 @@ pub(crate) fn stage_row(
             Value::Text(text) => Some(encode(text, &column.ty).map_err(|e| (i, e))?),
         });
     }
+    let keys: Vec<(usize, &TargetColumn)> =
+        columns.iter().enumerate().filter(|(_, c)| c.key).collect();
+    let moved_from = match &row.moved_from {
+        Some(from) if from.len() == keys.len() => keys
+            .iter()
+            .zip(from)
+            .map(|(&(i, column), value)| match value {
+                Value::Text(text) => encode(text, &column.ty).map(Some).map_err(|e| (i, e)),
+                Value::Null | Value::Unchanged => Ok(None),
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+        Some(from) => {
+            return Err((
+                columns.len(),
+                EncodeError(format!(
+                    "a moved row has {} old key values but the relation has {} key columns",
+                    from.len(),
+                    keys.len()
+                )),
+            ));
+        }
+        None => vec![None; keys.len()],
+    };
     Ok(StagedRow {
+        moved_from,
         values,
         op: match row.op {
             RowOp::Upsert => "U",
@@ -495,10 +521,18 @@ mod tests {
             values: vec![Value::from("1"), Value::Unchanged],
             lsn: Lsn(7),
             commit_ts: 9,
+            moved_from: None,
         };
         let staged = stage_row(&row, &columns).expect("stages");
         assert_eq!(staged.values, vec![Some("1".into()), None]);
         assert_eq!(staged.unchanged.as_deref(), Some("01"));
+        assert_eq!(staged.moved_from, vec![None]);
+        let moved = Row {
+            moved_from: Some(vec![Value::from("3")]),
+            ..row.clone()
+        };
+        let staged = stage_row(&moved, &columns).expect("stages");
+        assert_eq!(staged.moved_from, vec![Some("3".into())]);
         assert_eq!((staged.op, staged.lsn, staged.commit_ts), ("U", 7, 9));
         let bad = Row {
             values: vec![Value::from("1"), Value::from("nothex")],

@@ -473,6 +473,7 @@ async fn batches_built_by_hand_follow_the_same_rules() {
         values: vals(&[Some(id), Some("s"), None]),
         lsn: Lsn(lsn),
         commit_ts: 0,
+        moved_from: None,
     };
     let batch = Batch {
         tables: vec![TableBatch {

@@ -280,8 +280,9 @@ async fn apply_table(
     buf.extend_from_slice(encode::TRAILER);
     chunks.push(buf.freeze());
 
+    let keys = plan.columns.iter().filter(|col| col.key).count();
     c.execute(
-        &PG.create_stage(plan.columns.len()),
+        &PG.create_stage(plan.columns.len(), keys),
         "creating the staging table",
     )
     .await?;
@@ -292,7 +293,8 @@ async fn apply_table(
     )
     .await?;
     let statements = if table.keyed() {
-        PG.merge(schema, &plan.name, &plan.columns, deletes)
+        let moved = table.rows.iter().any(|row| row.moved_from.is_some());
+        PG.merge(schema, &plan.name, &plan.columns, deletes, moved)
     } else {
         vec![PG.append(schema, &plan.name, &plan.columns)]
     };

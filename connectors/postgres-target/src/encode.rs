@@ -9,7 +9,8 @@
 //! value is written exactly as the source printed it, and the MERGE casts it to the column's
 //! type. Then come `_sluice_op` (text `U` or `D`), `_sluice_lsn` and `_sluice_commit_ts`
 //! (`int8`: 8 bytes) and `_sluice_unchanged` (text, one `0`/`1` per column; NULL when no value
-//! is an unchanged TOAST value).
+//! is an unchanged TOAST value), then one text field per key column holding the old key of a
+//! moved row ([`sluice_core::Row::moved_from`]; NULL for other rows).
 
 use bytes::{BufMut as _, BytesMut};
 use sluice_core::{Row, RowOp, Value};
@@ -54,7 +55,21 @@ pub(crate) fn stage_row(
             ),
         ));
     }
-    let fields = i16::try_from(columns.len() + META_FIELDS).map_err(|_| {
+    let keys: Vec<(usize, &TargetColumn<PgTarget>)> =
+        columns.iter().enumerate().filter(|(_, c)| c.key).collect();
+    if let Some(from) = &row.moved_from
+        && from.len() != keys.len()
+    {
+        return Err((
+            columns.len(),
+            format!(
+                "a moved row has {} old key values but the relation has {} key columns",
+                from.len(),
+                keys.len()
+            ),
+        ));
+    }
+    let fields = i16::try_from(columns.len() + META_FIELDS + keys.len()).map_err(|_| {
         (
             0,
             format!("{} columns are more than COPY can carry", columns.len()),
@@ -102,6 +117,20 @@ pub(crate) fn stage_row(
         } else {
             out.put_i32(-1);
         }
+        for (j, &(i, column)) in keys.iter().enumerate() {
+            match row.moved_from.as_ref().map(|from| &from[j]) {
+                Some(Value::Text(text)) => {
+                    if text.contains('\0') {
+                        return Err((i, "text contains a NUL character".to_owned()));
+                    }
+                    if let Some(reason) = Postgres.reject(&column.ty, text) {
+                        return Err((i, reason));
+                    }
+                    text_field(out, text.as_bytes()).map_err(|e| (i, e))?;
+                }
+                _ => out.put_i32(-1),
+            }
+        }
         Ok(())
     })();
     if result.is_err() {
@@ -146,10 +175,11 @@ mod tests {
             values: vec![Value::from("7"), Value::Unchanged],
             lsn: Lsn(0x10),
             commit_ts: 5,
+            moved_from: None,
         };
         stage_row(&row, &columns(), &mut out).expect("encodes");
         let mut want = Vec::new();
-        want.extend(6i16.to_be_bytes());
+        want.extend(7i16.to_be_bytes());
         want.extend(1i32.to_be_bytes());
         want.extend(b"7");
         want.extend((-1i32).to_be_bytes());
@@ -161,7 +191,20 @@ mod tests {
         want.extend(5i64.to_be_bytes());
         want.extend(2i32.to_be_bytes());
         want.extend(b"01");
+        want.extend((-1i32).to_be_bytes());
         assert_eq!(&out[..], &want[..]);
+
+        // A moved row carries its old key after the marker.
+        let mut moved_out = BytesMut::new();
+        let moved = Row {
+            moved_from: Some(vec![Value::from("3")]),
+            ..row.clone()
+        };
+        stage_row(&moved, &columns(), &mut moved_out).expect("encodes");
+        let mut want_moved = want[..want.len() - 4].to_vec();
+        want_moved.extend(1i32.to_be_bytes());
+        want_moved.extend(b"3");
+        assert_eq!(&moved_out[..], &want_moved[..]);
 
         // A delete carries only its key; no unchanged marker.
         let mut out = BytesMut::new();
@@ -170,6 +213,7 @@ mod tests {
             values: vec![Value::from("7"), Value::from("old")],
             lsn: Lsn(1),
             commit_ts: 0,
+            moved_from: None,
         };
         stage_row(&delete, &columns(), &mut out).expect("encodes");
         assert_eq!(&out[7..11], &(-1i32).to_be_bytes());
@@ -184,6 +228,7 @@ mod tests {
             values: vec![Value::from("1"), Value::from("a\0b")],
             lsn: Lsn(1),
             commit_ts: 0,
+            moved_from: None,
         };
         let (i, _) = stage_row(&row, &columns(), &mut out).expect_err("NUL");
         assert_eq!(i, 1);
@@ -193,6 +238,7 @@ mod tests {
             values: vec![Value::from("1"), Value::from("a"), Value::from("b")],
             lsn: Lsn(1),
             commit_ts: 0,
+            moved_from: None,
         };
         assert!(stage_row(&long, &columns(), &mut out).is_err());
     }

@@ -140,6 +140,7 @@ cases!(
     empty_batch,
     added_column,
     unchanged_toast,
+    unchanged_toast_key_change,
     nulls_everywhere,
     edge_values,
     float_special_values,

@@ -9,6 +9,11 @@
 //! - a row's values are aligned with its table's `relation` (the newest description seen);
 //! - a [`Value::Unchanged`] left in an upsert means the target must keep its current value; when
 //!   an earlier change in the same batch carried that value, it has been filled in;
+//! - an upsert produced by a key change that still holds a [`Value::Unchanged`] has
+//!   [`Row::moved_from`] set to the key (in key column order) of the row the target holds:
+//!   the target's values at that key fill those unchanged values (the same batch may hold a
+//!   delete of that key, which the destination applies after reading them); every other row
+//!   has it `None`;
 //! - `truncate_below` removes target rows whose position is older, before rows are applied.
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +41,10 @@ pub struct Row {
     pub lsn: Lsn,
     /// Commit time, microseconds since the Unix epoch.
     pub commit_ts: i64,
+    /// For an upsert produced by a key change that still holds unchanged TOAST values: the
+    /// key values (in key column order) under which the target holds the row's previous
+    /// values. `None` otherwise.
+    pub moved_from: Option<Vec<Value>>,
 }
 
 /// The rows of one table in a batch.
@@ -96,8 +105,19 @@ impl TableAcc {
             return;
         }
         let old = std::mem::replace(&mut self.relation, relation.clone());
+        let key_names = |r: &RelationSchema| {
+            r.columns
+                .iter()
+                .filter(|c| c.key)
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let same_key = key_names(&old) == key_names(relation);
         for row in &mut self.rows {
             row.values = realign(&old, relation, std::mem::take(&mut row.values));
+            if !same_key {
+                row.moved_from = None;
+            }
         }
         self.reindex();
     }
@@ -122,13 +142,18 @@ impl TableAcc {
     }
 
     /// Fills unchanged TOAST values of `values` from the batch's upsert of `key`, if any.
-    fn fill_from_row(&self, key: Option<&Vec<Value>>, values: &mut [Value]) {
-        let Some(&i) = key.and_then(|k| self.by_key.get(k)) else {
-            return;
+    /// Returns the key under which the target holds the values still unchanged: `key`
+    /// itself, or where the batch's upsert of `key` was itself moved from.
+    fn fill_from_row(&self, key: &[Value], values: &mut [Value]) -> Vec<Value> {
+        let Some(&i) = self.by_key.get(key) else {
+            return key.to_vec();
         };
-        if self.rows[i].op == RowOp::Upsert {
-            fill_unchanged(values, &self.rows[i].values);
+        let previous = &self.rows[i];
+        if previous.op != RowOp::Upsert {
+            return key.to_vec();
         }
+        fill_unchanged(values, &previous.values);
+        previous.moved_from.clone().unwrap_or_else(|| key.to_vec())
     }
 
     fn put(&mut self, key: Option<Vec<Value>>, mut row: Row) {
@@ -152,6 +177,17 @@ impl TableAcc {
                             *v = p.clone();
                         }
                     }
+                    // Values still unchanged are still those of the row the earlier upsert
+                    // was moved from.
+                    if row.op == RowOp::Upsert
+                        && row.moved_from.is_none()
+                        && row.values.contains(&Value::Unchanged)
+                    {
+                        row.moved_from = previous.moved_from.clone();
+                    }
+                }
+                if row.op == RowOp::Delete {
+                    row.moved_from = None;
                 }
                 self.rows[i] = row;
             }
@@ -297,11 +333,13 @@ impl BatchBuilder {
             values: values.unwrap_or_default(),
             lsn,
             commit_ts,
+            moved_from: None,
         };
         match change.op {
             Op::Truncate => acc.truncate(lsn),
             Op::Insert | Op::Update => {
                 let mut new = change.new;
+                let mut moved_from = None;
                 if let Some(values) = new.as_mut() {
                     // An unchanged TOAST value is the old row's value: take it from the old
                     // image when that carries it (REPLICA IDENTITY FULL), and when the key
@@ -310,14 +348,25 @@ impl BatchBuilder {
                     if let Some(old) = &change.old {
                         fill_unchanged(values, old);
                     }
-                    if old_key.is_some() {
-                        acc.fill_from_row(old_key.as_ref(), values);
+                    // Values the batch does not hold are read by the destination from the
+                    // target's row of the old key.
+                    if let Some(old_key) = &old_key {
+                        let from = acc.fill_from_row(old_key, values);
+                        if values.contains(&Value::Unchanged) {
+                            moved_from = Some(from);
+                        }
                     }
                 }
                 if old_key.is_some() {
                     acc.put(old_key, row(RowOp::Delete, change.old));
                 }
-                acc.put(key, row(RowOp::Upsert, new));
+                acc.put(
+                    key,
+                    Row {
+                        moved_from,
+                        ..row(RowOp::Upsert, new)
+                    },
+                );
             }
             Op::Delete => {
                 if keyed {
@@ -443,7 +492,8 @@ mod tests {
                 op: RowOp::Upsert,
                 values: vec![v("1"), v("a2")],
                 lsn: Lsn(20),
-                commit_ts: 20
+                commit_ts: 20,
+                moved_from: None,
             }
         );
         assert_eq!(rows[1].op, RowOp::Delete);
@@ -470,7 +520,8 @@ mod tests {
                 op: RowOp::Upsert,
                 values: vec![v("1"), v("c")],
                 lsn: Lsn(10),
-                commit_ts: 10
+                commit_ts: 10,
+                moved_from: None,
             }]
         );
     }
@@ -488,7 +539,8 @@ mod tests {
                 op: RowOp::Delete,
                 values: vec![v("1"), v("a")],
                 lsn: Lsn(20),
-                commit_ts: 20
+                commit_ts: 20,
+                moved_from: None,
             }]
         );
     }
@@ -564,6 +616,54 @@ mod tests {
             vec![
                 vec![v("9"), v("large"), v("1")],
                 vec![v("3"), v("kept"), v("1")]
+            ]
+        );
+    }
+
+    #[test]
+    fn key_change_with_unchanged_toast_names_the_target_row() {
+        let r = rel(&[("id", true), ("big", false), ("n", false)]);
+        let moved = |old: &str, new: &str, n: &str| {
+            upd(
+                &r,
+                Some(vec![v(old), Value::Null, Value::Null]),
+                vec![v(new), Value::Unchanged, v(n)],
+            )
+        };
+        // Key 1 was loaded by an earlier batch: the value is read from the target's row 1,
+        // through a later update of the new key and a second key change alike.
+        let (batch, _) = build(&[
+            txn(10, vec![moved("1", "9", "1")]),
+            txn(
+                20,
+                vec![upd(&r, None, vec![v("9"), Value::Unchanged, v("2")])],
+            ),
+            txn(30, vec![moved("9", "5", "3")]),
+            txn(40, vec![ins(&r, vec![v("7"), v("large"), v("0")])]),
+            txn(50, vec![moved("7", "8", "1")]),
+            txn(60, vec![moved("2", "3", "1")]),
+            txn(70, vec![del(&r, vec![v("3"), Value::Null, Value::Null])]),
+        ]);
+        let rows: Vec<_> = batch.tables[0]
+            .rows
+            .iter()
+            .map(|r| (r.op, r.values.clone(), r.moved_from.clone()))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (RowOp::Delete, vec![v("1"), Value::Null, Value::Null], None),
+                (RowOp::Delete, vec![v("9"), Value::Unchanged, v("2")], None),
+                (
+                    RowOp::Upsert,
+                    vec![v("5"), Value::Unchanged, v("3")],
+                    Some(vec![v("1")])
+                ),
+                (RowOp::Delete, vec![v("7"), v("large"), v("0")], None),
+                // Filled from the batch: nothing to read from the target.
+                (RowOp::Upsert, vec![v("8"), v("large"), v("1")], None),
+                (RowOp::Delete, vec![v("2"), Value::Null, Value::Null], None),
+                (RowOp::Delete, vec![v("3"), Value::Unchanged, v("1")], None),
             ]
         );
     }

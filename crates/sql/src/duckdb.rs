@@ -43,7 +43,7 @@ use std::fmt::Write as _;
 
 use sluice_core::{PgType, meta};
 
-use crate::{CheckpointRow, OP, STAGE, SqlDialect, UNCHANGED, statement};
+use crate::{CheckpointRow, OP, STAGE, SqlDialect, UNCHANGED, moved_from_column, statement};
 
 /// The DuckDB dialect. `json` says whether the json extension is loaded (JSON columns are
 /// `JSON` then, `VARCHAR` otherwise).
@@ -315,19 +315,23 @@ impl SqlDialect for DuckDb {
         format!("temp.main.{}", self.quote_ident(STAGE))
     }
 
-    fn create_stage(&self, columns: usize) -> String {
+    fn create_stage(&self, columns: usize, keys: usize) -> String {
         let mut sql = format!("CREATE OR REPLACE TEMP TABLE {} (", self.quote_ident(STAGE));
         for i in 0..columns {
             let _ = write!(sql, "c{i} VARCHAR, ");
         }
         let _ = write!(
             sql,
-            "{} VARCHAR NOT NULL, {} BIGINT NOT NULL, {} BIGINT NOT NULL, {} VARCHAR)",
+            "{} VARCHAR NOT NULL, {} BIGINT NOT NULL, {} BIGINT NOT NULL, {} VARCHAR",
             self.quote_ident(OP),
             self.quote_ident(meta::LSN),
             self.quote_ident(meta::COMMIT_TS),
             self.quote_ident(UNCHANGED)
         );
+        for j in 0..keys {
+            let _ = write!(sql, ", {} VARCHAR", self.quote_ident(&moved_from_column(j)));
+        }
+        sql.push(')');
         sql
     }
 

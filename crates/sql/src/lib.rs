@@ -17,7 +17,17 @@
 //! [`SqlDialect::convert`] turns into the target type, then [`OP`] (`'U'` upsert, `'D'`
 //! delete), `_sluice_lsn` (commit LSN as a signed 64-bit number), `_sluice_commit_ts`
 //! (microseconds since the Unix epoch) and [`UNCHANGED`] (one `'0'`/`'1'` per column, `'1'`
-//! where the value is an unchanged TOAST value; NULL when none is).
+//! where the value is an unchanged TOAST value; NULL when none is), then one [`MOVED_FROM`]
+//! column per key column (`_sluice_from_0`, ... in key order): for an upsert produced by a
+//! key change that still holds unchanged TOAST values ([`sluice_core::Row::moved_from`]),
+//! the old key in staged text; NULL for every other row.
+//!
+//! When a batch stages such a moved row, the MERGE's source (`moved = true`) LEFT JOINs the
+//! target on the old key and takes each unchanged value of a moved row from the target's row
+//! of the old key, typed as stored (no round trip through text), clearing its unchanged mark:
+//! the new key has nothing of its own to keep. The MERGE reads the target as it was before
+//! it runs, so the old key's delete in the same MERGE does not hide the values. When the
+//! target lacks the old key's row, the values are NULL.
 //!
 //! The MERGE applies a staged row only when its `_sluice_lsn` is newer than the target row's
 //! (`s._sluice_lsn > t._sluice_lsn`), so a replayed or older change never overwrites a newer
@@ -49,6 +59,13 @@ pub const STAGE: &str = "_sluice_stage";
 pub const OP: &str = "_sluice_op";
 /// Staging column: which values are unchanged TOAST values (`'1'` at their position).
 pub const UNCHANGED: &str = "_sluice_unchanged";
+/// Prefix of the staging columns holding a moved row's old key: `_sluice_from_0`, ...
+pub const MOVED_FROM: &str = "_sluice_from_";
+
+/// The staging column holding the old key's value of the `j`-th key column.
+pub fn moved_from_column(j: usize) -> String {
+    format!("{MOVED_FROM}{j}")
+}
 
 /// One relation column as loaded into the target.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,8 +202,9 @@ pub trait SqlDialect {
     /// How statements refer to the staging table.
     fn stage(&self) -> String;
 
-    /// Creates the staging table for `columns` relation columns.
-    fn create_stage(&self, columns: usize) -> String;
+    /// Creates the staging table for `columns` relation columns, `keys` of them key columns
+    /// (each gets a [`MOVED_FROM`] column).
+    fn create_stage(&self, columns: usize, keys: usize) -> String;
 
     fn drop_stage(&self) -> String {
         format!("DROP TABLE IF EXISTS {}", self.stage())
@@ -202,16 +220,18 @@ pub trait SqlDialect {
     // ---- loading ----
 
     /// The statements applying the staged rows of a keyed table, in order. The default is
-    /// one MERGE whose WHEN clauses carry the `_sluice_lsn` guard.
+    /// one MERGE whose WHEN clauses carry the `_sluice_lsn` guard. `moved` says whether some
+    /// staged row has an old key ([`MOVED_FROM`]) whose target row fills its unchanged values.
     fn merge(
         &self,
         schema: &str,
         table: &str,
         columns: &[TargetColumn<Self::Type>],
         deletes: DeleteMode,
+        moved: bool,
     ) -> Vec<String> {
         vec![statement::guarded_merge(
-            self, schema, table, columns, deletes,
+            self, schema, table, columns, deletes, moved,
         )]
     }
 

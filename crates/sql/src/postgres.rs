@@ -38,7 +38,7 @@ use std::fmt::Write as _;
 
 use sluice_core::{PgType, meta};
 
-use crate::{CheckpointRow, OP, STAGE, SqlDialect, UNCHANGED, statement};
+use crate::{CheckpointRow, OP, STAGE, SqlDialect, UNCHANGED, moved_from_column, statement};
 
 /// The PostgreSQL dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -310,19 +310,23 @@ impl SqlDialect for Postgres {
     }
 
     /// Dropped at the end of the load's transaction whatever happens.
-    fn create_stage(&self, columns: usize) -> String {
+    fn create_stage(&self, columns: usize, keys: usize) -> String {
         let mut sql = format!("CREATE TEMP TABLE {} (", self.quote_ident(STAGE));
         for i in 0..columns {
             let _ = write!(sql, "c{i} text, ");
         }
         let _ = write!(
             sql,
-            "{} text NOT NULL, {} bigint NOT NULL, {} bigint NOT NULL, {} text) ON COMMIT DROP",
+            "{} text NOT NULL, {} bigint NOT NULL, {} bigint NOT NULL, {} text",
             self.quote_ident(OP),
             self.quote_ident(meta::LSN),
             self.quote_ident(meta::COMMIT_TS),
             self.quote_ident(UNCHANGED)
         );
+        for j in 0..keys {
+            let _ = write!(sql, ", {} text", self.quote_ident(&moved_from_column(j)));
+        }
+        sql.push_str(") ON COMMIT DROP");
         sql
     }
 

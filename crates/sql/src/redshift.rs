@@ -41,7 +41,9 @@
 //! values and sets `_sluice_deleted = (op = 'D')` (a newer upsert clears it; a delete of an
 //! unknown key inserts the tombstone). The MERGE then updates every match and inserts every
 //! non-match unconditionally. Hard deletes run first as `DELETE ... USING` the staging table
-//! with the same guard, and the merge table keeps upserts only.
+//! with the same guard, and the merge table keeps upserts only. The merge table is built first
+//! from the common source (see the crate docs), so a moved row's unchanged values are read
+//! from the target's row of its old key before the hard deletes remove that row.
 //!
 //! Identifiers: Redshift folds even quoted identifiers to lower case unless
 //! `enable_case_sensitive_identifier` is on; names differing only by case collide.
@@ -52,7 +54,7 @@ use std::fmt::Write as _;
 use sluice_core::{DeleteMode, PgType, meta};
 
 use crate::statement::{is_unchanged, key_match, prefixed, source};
-use crate::{CheckpointRow, OP, STAGE, SqlDialect, TargetColumn, UNCHANGED};
+use crate::{CheckpointRow, OP, STAGE, SqlDialect, TargetColumn, UNCHANGED, moved_from_column};
 
 /// The merge source table built from the staging table (see the module docs).
 pub const MERGE_SOURCE: &str = "_sluice_merge";
@@ -275,19 +277,27 @@ impl SqlDialect for Redshift {
         self.quote_ident(STAGE)
     }
 
-    fn create_stage(&self, columns: usize) -> String {
+    fn create_stage(&self, columns: usize, keys: usize) -> String {
         let mut sql = format!("CREATE TEMP TABLE {} (", self.quote_ident(STAGE));
         for i in 0..columns {
             let _ = write!(sql, "c{i} VARCHAR({MAX_VARCHAR}), ");
         }
         let _ = write!(
             sql,
-            "{} CHAR(1) NOT NULL, {} BIGINT NOT NULL, {} BIGINT NOT NULL, {} VARCHAR({MAX_VARCHAR}))",
+            "{} CHAR(1) NOT NULL, {} BIGINT NOT NULL, {} BIGINT NOT NULL, {} VARCHAR({MAX_VARCHAR})",
             self.quote_ident(OP),
             self.quote_ident(meta::LSN),
             self.quote_ident(meta::COMMIT_TS),
             self.quote_ident(UNCHANGED)
         );
+        for j in 0..keys {
+            let _ = write!(
+                sql,
+                ", {} VARCHAR({MAX_VARCHAR})",
+                self.quote_ident(&moved_from_column(j))
+            );
+        }
+        sql.push(')');
         sql
     }
 
@@ -314,6 +324,7 @@ impl SqlDialect for Redshift {
         table: &str,
         columns: &[TargetColumn<RsType>],
         deletes: DeleteMode,
+        moved: bool,
     ) -> Vec<String> {
         let q = |s| self.quote_ident(s);
         let (lsn, ts, deleted, synced) = (
@@ -345,7 +356,7 @@ impl SqlDialect for Redshift {
             select,
             "s.{op}, s.{lsn}, s.{ts} FROM ({}) AS s LEFT JOIN {target} AS t ON ({}) \
              WHERE (t.{lsn} IS NULL OR s.{lsn} > t.{lsn})",
-            source(self, columns, false),
+            source(self, columns, false, moved.then_some((schema, table))),
             key_match(self, columns, "t", "s"),
         );
         if deletes == DeleteMode::Hard {

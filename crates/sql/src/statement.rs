@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use sluice_core::{DeleteMode, meta};
 
-use crate::{OP, SqlDialect, TargetColumn, UNCHANGED};
+use crate::{OP, SqlDialect, TargetColumn, UNCHANGED, moved_from_column};
 
 pub(crate) fn create_table<D: SqlDialect + ?Sized>(
     d: &D,
@@ -30,33 +30,77 @@ pub(crate) fn create_table<D: SqlDialect + ?Sized>(
 
 /// The staged rows converted to target types, named like the target columns, plus the
 /// staging metadata columns (`_sluice_commit_ts` as a timestamp).
+///
+/// With `moved` (`schema.table` of a keyed target), the stage is LEFT JOINed to the target
+/// on the old key of moved rows: their unchanged values are the target's values at the old
+/// key, and their unchanged marker is cleared.
 pub(crate) fn source<D: SqlDialect + ?Sized>(
     d: &D,
     columns: &[TargetColumn<D::Type>],
     only_upserts: bool,
+    moved: Option<(&str, &str)>,
 ) -> String {
-    let q = |s| d.quote_ident(s);
-    let mut sql = String::from("SELECT ");
-    for (i, c) in columns.iter().enumerate() {
+    let q = |s: &str| d.quote_ident(s);
+    let (op, lsn, ts, unchanged) = (q(OP), q(meta::LSN), q(meta::COMMIT_TS), q(UNCHANGED));
+    let Some((schema, table)) = moved else {
+        let mut sql = String::from("SELECT ");
+        for (i, c) in columns.iter().enumerate() {
+            let _ = write!(
+                sql,
+                "{} AS {}, ",
+                d.convert(&format!("c{i}"), &c.ty),
+                q(&c.name)
+            );
+        }
         let _ = write!(
             sql,
-            "{} AS {}, ",
-            d.convert(&format!("c{i}"), &c.ty),
-            q(&c.name)
+            "{op}, {lsn}, {} AS {ts}, {unchanged} FROM {}",
+            d.timestamptz_from_micros(&ts),
+            d.stage(),
         );
+        if only_upserts {
+            let _ = write!(sql, " WHERE {op} = 'U'");
+        }
+        return sql;
+    };
+    let is_moved = format!("st.{} IS NOT NULL", q(&moved_from_column(0)));
+    let mut sql = String::from("SELECT ");
+    for (i, c) in columns.iter().enumerate() {
+        let value = d.convert(&format!("st.c{i}"), &c.ty);
+        let n = q(&c.name);
+        if c.key {
+            let _ = write!(sql, "{value} AS {n}, ");
+        } else {
+            let _ = write!(
+                sql,
+                "CASE WHEN {is_moved} AND {} THEN f.{n} ELSE {value} END AS {n}, ",
+                is_unchanged(d, "st", i)
+            );
+        }
     }
+    let on = columns
+        .iter()
+        .filter(|c| c.key)
+        .enumerate()
+        .map(|(j, c)| {
+            format!(
+                "f.{} = {}",
+                q(&c.name),
+                d.convert(&format!("st.{}", q(&moved_from_column(j))), &c.ty)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
     let _ = write!(
         sql,
-        "{op}, {lsn}, {} AS {ts}, {unchanged} FROM {}",
-        d.timestamptz_from_micros(&q(meta::COMMIT_TS)),
+        "st.{op}, st.{lsn}, {} AS {ts}, CASE WHEN {is_moved} THEN NULL ELSE st.{unchanged} END \
+         AS {unchanged} FROM {} AS st LEFT JOIN {} AS f ON ({is_moved} AND {on})",
+        d.timestamptz_from_micros(&format!("st.{ts}")),
         d.stage(),
-        op = q(OP),
-        lsn = q(meta::LSN),
-        ts = q(meta::COMMIT_TS),
-        unchanged = q(UNCHANGED),
+        d.qualified(schema, table),
     );
     if only_upserts {
-        let _ = write!(sql, " WHERE {} = 'U'", q(OP));
+        let _ = write!(sql, " WHERE st.{op} = 'U'");
     }
     sql
 }
@@ -94,6 +138,7 @@ pub(crate) fn guarded_merge<D: SqlDialect + ?Sized>(
     table: &str,
     columns: &[TargetColumn<D::Type>],
     deletes: DeleteMode,
+    moved: bool,
 ) -> String {
     let q = |s| d.quote_ident(s);
     let (lsn, ts, deleted, synced) = (
@@ -111,7 +156,7 @@ pub(crate) fn guarded_merge<D: SqlDialect + ?Sized>(
     let mut sql = format!(
         "MERGE INTO {} AS t USING ({}) AS s ON ({on})",
         d.qualified(schema, table),
-        source(d, columns, false)
+        source(d, columns, false, moved.then_some((schema, table)))
     );
     // Upsert of a row the target holds: unchanged TOAST values keep the target's value.
     let _ = write!(
@@ -194,7 +239,7 @@ pub(crate) fn append<D: SqlDialect + ?Sized>(
         d.qualified(schema, table),
         names.join(", "),
         names.join(", "),
-        source(d, columns, true),
+        source(d, columns, true, None),
         lsn = q(meta::LSN),
         ts = q(meta::COMMIT_TS),
         deleted = q(meta::DELETED),

@@ -88,15 +88,19 @@ fn snapshot_every_statement<D: SqlDialect>(d: &D, prefix: &str) {
         d.alter_column_type(s, t, "select", &columns[0].ty),
     );
     snap("table_columns", d.table_columns("it's", t));
-    snap("create_stage", d.create_stage(3));
+    snap("create_stage", d.create_stage(3, 2));
     snap("drop_stage", d.drop_stage());
     snap(
         "merge_soft",
-        d.merge(s, t, &columns, DeleteMode::Soft).join(";\n"),
+        d.merge(s, t, &columns, DeleteMode::Soft, false).join(";\n"),
     );
     snap(
         "merge_hard",
-        d.merge(s, t, &columns, DeleteMode::Hard).join(";\n"),
+        d.merge(s, t, &columns, DeleteMode::Hard, false).join(";\n"),
+    );
+    snap(
+        "merge_moved",
+        d.merge(s, t, &columns, DeleteMode::Soft, true).join(";\n"),
     );
     snap("append", d.append(s, t, &keyless));
     snap(
@@ -154,6 +158,7 @@ fn hostile_names_stay_inside_their_quotes() {
         HOSTILE_TABLE,
         &columns_of(&Postgres),
         DeleteMode::Soft,
+        true,
     ) {
         assert_eq!(sql.matches('"').count() % 2, 0, "{sql}");
     }
@@ -194,7 +199,7 @@ fn duckdb_legacy_statements() {
         d.alter_column_type("raw", "t", "n", &DuckType::BigInt)
     );
     insta::assert_snapshot!("table_columns", d.table_columns("it's", "t"));
-    insta::assert_snapshot!("create_stage", d.create_stage(3));
+    insta::assert_snapshot!("create_stage", d.create_stage(3, 1));
     insta::assert_snapshot!("drop_stage", d.drop_stage());
     insta::assert_snapshot!(
         "check_stage",
@@ -202,12 +207,12 @@ fn duckdb_legacy_statements() {
     );
     insta::assert_snapshot!(
         "merge_soft",
-        d.merge("raw", "orders", &duck_columns(), DeleteMode::Soft)
+        d.merge("raw", "orders", &duck_columns(), DeleteMode::Soft, false)
             .join(";\n")
     );
     insta::assert_snapshot!(
         "merge_hard",
-        d.merge("raw", "orders", &duck_columns(), DeleteMode::Hard)
+        d.merge("raw", "orders", &duck_columns(), DeleteMode::Hard, false)
             .join(";\n")
     );
     insta::assert_snapshot!("append", d.append("raw", "events", &duck_columns()[1..]));
@@ -620,6 +625,7 @@ fn list_depth_from_rows() {
         values: vec![Value::from("1"), Value::from("{{1,2},{3,4}}")],
         lsn: Lsn(1),
         commit_ts: 0,
+        moved_from: None,
     };
     let p = plan(&DUCK, "raw", &r, None, std::slice::from_ref(&row)).expect("plan");
     assert_eq!(p.columns[1].ty.to_string(), "INTEGER[][]");

@@ -129,6 +129,7 @@ pub const CASES: &[&str] = &[
     "empty_batch",
     "added_column",
     "unchanged_toast",
+    "unchanged_toast_key_change",
     "nulls_everywhere",
     "edge_values",
     "float_special_values",
@@ -1281,6 +1282,112 @@ pub async fn unchanged_toast<H: Harness>(h: &mut H) {
             ),
         ])
     );
+}
+
+/// A key change of a row loaded by an earlier batch, whose large values arrive unchanged
+/// (`REPLICA IDENTITY DEFAULT`): the new key takes them from the target's row of the old key,
+/// also after a later update of the new key or a second key change in the same batch, while
+/// the old key is deleted in the same batch.
+pub async fn unchanged_toast_key_change<H: Harness>(h: &mut H) {
+    let r = relation(
+        "moved_docs",
+        1,
+        &[
+            ("id", oid::INT4, -1, true),
+            ("title", oid::TEXT, -1, false),
+            ("body", oid::TEXT, -1, false),
+            ("meta", oid::JSONB, -1, false),
+            ("data", oid::BYTEA, -1, false),
+        ],
+    );
+    let big = "lorem ipsum ".repeat(1000);
+    let big2 = "dolor sit amet ".repeat(1000);
+    let u = Value::Unchanged;
+    let tx = |s: &str| Value::from(s);
+    let moved = |old: &str, new: Vec<Value>| Change {
+        relation: r.clone(),
+        op: Op::Update,
+        new: Some(new),
+        old: Some(vec![tx(old)]),
+    };
+    for mode in [DeleteMode::Soft, DeleteMode::Hard] {
+        let mut t = Target::fresh(h, SCHEMA, mode).await;
+        let one = [
+            Some("1"),
+            Some("one"),
+            Some(big.as_str()),
+            Some("{\"k\": 1}"),
+            Some("\\x00ff10"),
+        ];
+        let two = [
+            Some("2"),
+            Some("two"),
+            Some(big2.as_str()),
+            Some("[1, 2]"),
+            None,
+        ];
+        t.apply(&[txn(10, vec![ins(&r, &one), ins(&r, &two)])])
+            .await;
+        t.apply(&[
+            txn(
+                20,
+                vec![moved(
+                    "1",
+                    vec![tx("7"), tx("seven"), u.clone(), u.clone(), u.clone()],
+                )],
+            ),
+            // Moved, updated again, then moved again: still the target's row 2.
+            txn(
+                30,
+                vec![moved(
+                    "2",
+                    vec![tx("8"), tx("eight"), u.clone(), tx("{}"), u.clone()],
+                )],
+            ),
+            txn(
+                40,
+                vec![upd(
+                    &r,
+                    vec![tx("8"), tx("eight v2"), u.clone(), u.clone(), u.clone()],
+                )],
+            ),
+            txn(
+                50,
+                vec![moved(
+                    "8",
+                    vec![tx("9"), tx("nine"), u.clone(), u.clone(), tx("\\x01")],
+                )],
+            ),
+        ])
+        .await;
+        let seven = [
+            Some("7"),
+            Some("seven"),
+            Some(big.as_str()),
+            Some("{\"k\": 1}"),
+            Some("\\x00ff10"),
+        ];
+        let eight = [Some("8"), None, None, None, None];
+        let nine = [
+            Some("9"),
+            Some("nine"),
+            Some(big2.as_str()),
+            Some("{}"),
+            Some("\\x01"),
+        ];
+        let spec = Spec::new(&r, true);
+        let expected = match mode {
+            DeleteMode::Soft => spec.rows(&[
+                (&one, true, 20),
+                (&two, true, 30),
+                (&seven, false, 20),
+                (&eight, true, 50),
+                (&nine, false, 50),
+            ]),
+            DeleteMode::Hard => spec.rows(&[(&seven, false, 20), (&nine, false, 50)]),
+        };
+        assert_eq!(t.rows(&spec).await, expected, "{mode:?} deletes");
+    }
 }
 
 /// One mapped type: column name, type OID, type modifier, values (PostgreSQL text).
