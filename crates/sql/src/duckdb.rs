@@ -39,11 +39,10 @@
 //! (`TRY_CAST`), so a bad value is reported with its column.
 
 use std::fmt;
-use std::fmt::Write as _;
 
 use sluice_core::{PgType, meta};
 
-use crate::{CheckpointRow, OP, STAGE, SqlDialect, UNCHANGED, moved_from_column, statement};
+use crate::{CheckpointRow, STAGE, SqlDialect, statement};
 
 /// The DuckDB dialect. `json` says whether the json extension is loaded (JSON columns are
 /// `JSON` then, `VARCHAR` otherwise).
@@ -316,23 +315,11 @@ impl SqlDialect for DuckDb {
     }
 
     fn create_stage(&self, columns: usize, keys: usize) -> String {
-        let mut sql = format!("CREATE OR REPLACE TEMP TABLE {} (", self.quote_ident(STAGE));
-        for i in 0..columns {
-            let _ = write!(sql, "c{i} VARCHAR, ");
-        }
-        let _ = write!(
-            sql,
-            "{} VARCHAR NOT NULL, {} BIGINT NOT NULL, {} BIGINT NOT NULL, {} VARCHAR",
-            self.quote_ident(OP),
-            self.quote_ident(meta::LSN),
-            self.quote_ident(meta::COMMIT_TS),
-            self.quote_ident(UNCHANGED)
-        );
-        for j in 0..keys {
-            let _ = write!(sql, ", {} VARCHAR", self.quote_ident(&moved_from_column(j)));
-        }
-        sql.push(')');
-        sql
+        format!(
+            "CREATE OR REPLACE TEMP TABLE {} ({})",
+            self.quote_ident(STAGE),
+            statement::stage_columns(self, "VARCHAR", "VARCHAR", "BIGINT", columns, keys)
+        )
     }
 
     /// Lists are cast to `VARCHAR` lists first (the staged text is a DuckDB list literal),

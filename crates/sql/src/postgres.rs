@@ -34,11 +34,10 @@
 //! literal quoting relies on (no backslash escapes).
 
 use std::fmt;
-use std::fmt::Write as _;
 
 use sluice_core::{PgType, meta};
 
-use crate::{CheckpointRow, OP, STAGE, SqlDialect, UNCHANGED, moved_from_column, statement};
+use crate::{CheckpointRow, STAGE, SqlDialect, statement};
 
 /// The PostgreSQL dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -311,23 +310,11 @@ impl SqlDialect for Postgres {
 
     /// Dropped at the end of the load's transaction whatever happens.
     fn create_stage(&self, columns: usize, keys: usize) -> String {
-        let mut sql = format!("CREATE TEMP TABLE {} (", self.quote_ident(STAGE));
-        for i in 0..columns {
-            let _ = write!(sql, "c{i} text, ");
-        }
-        let _ = write!(
-            sql,
-            "{} text NOT NULL, {} bigint NOT NULL, {} bigint NOT NULL, {} text",
-            self.quote_ident(OP),
-            self.quote_ident(meta::LSN),
-            self.quote_ident(meta::COMMIT_TS),
-            self.quote_ident(UNCHANGED)
-        );
-        for j in 0..keys {
-            let _ = write!(sql, ", {} text", self.quote_ident(&moved_from_column(j)));
-        }
-        sql.push_str(") ON COMMIT DROP");
-        sql
+        format!(
+            "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
+            self.quote_ident(STAGE),
+            statement::stage_columns(self, "text", "text", "bigint", columns, keys)
+        )
     }
 
     /// Casts to the type without its length: an explicit cast to `varchar(n)` or `char(n)`

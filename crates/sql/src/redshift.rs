@@ -54,7 +54,7 @@ use std::fmt::Write as _;
 use sluice_core::{DeleteMode, PgType, meta};
 
 use crate::statement::{is_unchanged, key_match, prefixed, source};
-use crate::{CheckpointRow, OP, STAGE, SqlDialect, TargetColumn, UNCHANGED, moved_from_column};
+use crate::{CheckpointRow, OP, STAGE, SqlDialect, TargetColumn};
 
 /// The merge source table built from the staging table (see the module docs).
 pub const MERGE_SOURCE: &str = "_sluice_merge";
@@ -278,27 +278,12 @@ impl SqlDialect for Redshift {
     }
 
     fn create_stage(&self, columns: usize, keys: usize) -> String {
-        let mut sql = format!("CREATE TEMP TABLE {} (", self.quote_ident(STAGE));
-        for i in 0..columns {
-            let _ = write!(sql, "c{i} VARCHAR({MAX_VARCHAR}), ");
-        }
-        let _ = write!(
-            sql,
-            "{} CHAR(1) NOT NULL, {} BIGINT NOT NULL, {} BIGINT NOT NULL, {} VARCHAR({MAX_VARCHAR})",
-            self.quote_ident(OP),
-            self.quote_ident(meta::LSN),
-            self.quote_ident(meta::COMMIT_TS),
-            self.quote_ident(UNCHANGED)
-        );
-        for j in 0..keys {
-            let _ = write!(
-                sql,
-                ", {} VARCHAR({MAX_VARCHAR})",
-                self.quote_ident(&moved_from_column(j))
-            );
-        }
-        sql.push(')');
-        sql
+        let text = format!("VARCHAR({MAX_VARCHAR})");
+        format!(
+            "CREATE TEMP TABLE {} ({})",
+            self.quote_ident(STAGE),
+            crate::statement::stage_columns(self, &text, "CHAR(1)", "BIGINT", columns, keys)
+        )
     }
 
     fn convert(&self, expr: &str, ty: &RsType) -> String {

@@ -269,3 +269,38 @@ pub(crate) fn upsert_checkpoint_on_conflict<D: SqlDialect + ?Sized>(
         d.now(),
     )
 }
+
+/// The column list of the staging table, without parentheses: one `text` column per data
+/// column (`c0`, `c1`, ...), the op, position and commit time, the unchanged-TOAST marks, and
+/// one column per key column for the old key of a moved row. Dialects differ only in the type
+/// names (`text` for text columns, `op` for the op column, `int` for 64-bit integers).
+pub(crate) fn stage_columns<D: SqlDialect + ?Sized>(
+    d: &D,
+    text: &str,
+    op: &str,
+    int: &str,
+    columns: usize,
+    keys: usize,
+) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::new();
+    for i in 0..columns {
+        let _ = write!(sql, "c{i} {text}, ");
+    }
+    let _ = write!(
+        sql,
+        "{} {op} NOT NULL, {} {int} NOT NULL, {} {int} NOT NULL, {} {text}",
+        d.quote_ident(crate::OP),
+        d.quote_ident(meta::LSN),
+        d.quote_ident(meta::COMMIT_TS),
+        d.quote_ident(crate::UNCHANGED)
+    );
+    for j in 0..keys {
+        let _ = write!(
+            sql,
+            ", {} {text}",
+            d.quote_ident(&crate::moved_from_column(j))
+        );
+    }
+    sql
+}
