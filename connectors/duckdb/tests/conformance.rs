@@ -4,7 +4,7 @@
 use duckdb::Connection;
 use sluice_core::{DeleteMode, PgType};
 use sluice_duckdb::{DuckDbConfig, DuckDbDestination};
-use sluice_testkit::conformance::{self as suite, Harness, Supports};
+use sluice_testkit::conformance::{Harness, Supports};
 
 /// A DuckDB file per target; rows are read with the `duckdb` crate after the suite has
 /// dropped its destination (one writer per file).
@@ -146,44 +146,4 @@ impl Harness for DuckHarness {
     }
 }
 
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $case() {
-                suite::$case(&mut DuckHarness::default()).await;
-            }
-        )*
-
-        #[test]
-        fn every_case_is_listed() {
-            assert_eq!(&[$(stringify!($case)),*], suite::CASES);
-        }
-    };
-}
-
-cases!(
-    insert,
-    keyless_append,
-    update,
-    delete_soft,
-    delete_hard,
-    truncate_soft,
-    truncate_hard,
-    key_change,
-    insert_delete_reinsert,
-    duplicate_delivery,
-    replay_after_crash,
-    older_change_does_not_overwrite,
-    empty_batch,
-    added_column,
-    unchanged_toast,
-    unchanged_toast_key_change,
-    nulls_everywhere,
-    edge_values,
-    float_special_values,
-    numeric_special_values,
-    infinite_datetimes,
-    hostile_identifiers,
-    checkpoint_round_trip,
-);
+sluice_testkit::conformance_tests!(DuckHarness::default());

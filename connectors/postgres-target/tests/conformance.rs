@@ -8,7 +8,7 @@ use sluice_core::{DeleteMode, PgType};
 use sluice_postgres_target::{PostgresDestination, PostgresTargetConfig};
 use sluice_testkit::PgCluster;
 use sluice_testkit::TestDatabase;
-use sluice_testkit::conformance::{self as suite, Harness, Supports};
+use sluice_testkit::conformance::{Harness, Supports, canonical};
 
 /// A fresh database per target; rows are read with tokio-postgres as PostgreSQL's text output
 /// (UTC, ISO dates, hex bytea, shortest floats), which the suite's `canonical` turns into the
@@ -84,7 +84,7 @@ impl Harness for PgHarness {
                     .enumerate()
                     .map(|(i, (_, ty))| {
                         row.get::<_, Option<String>>(i)
-                            .map(|text| suite::canonical(ty, &text))
+                            .map(|text| canonical(ty, &text))
                     })
                     .collect()
             })
@@ -108,44 +108,4 @@ impl Harness for PgHarness {
     }
 }
 
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $case() {
-                suite::$case(&mut PgHarness::default()).await;
-            }
-        )*
-
-        #[test]
-        fn every_case_is_listed() {
-            assert_eq!(&[$(stringify!($case)),*], suite::CASES);
-        }
-    };
-}
-
-cases!(
-    insert,
-    keyless_append,
-    update,
-    delete_soft,
-    delete_hard,
-    truncate_soft,
-    truncate_hard,
-    key_change,
-    insert_delete_reinsert,
-    duplicate_delivery,
-    replay_after_crash,
-    older_change_does_not_overwrite,
-    empty_batch,
-    added_column,
-    unchanged_toast,
-    unchanged_toast_key_change,
-    nulls_everywhere,
-    edge_values,
-    float_special_values,
-    numeric_special_values,
-    infinite_datetimes,
-    hostile_identifiers,
-    checkpoint_round_trip,
-);
+sluice_testkit::conformance_tests!(PgHarness::default());

@@ -113,6 +113,36 @@ pub trait Harness {
 }
 
 /// The name of every case, in the order of this module.
+/// Defines one `#[tokio::test]` per conformance case, each running the case against the
+/// harness the expression builds, plus a test that every case of [`CASES`] is among them.
+/// A destination's `tests/conformance.rs` defines its [`Harness`] and calls
+/// `sluice_testkit::conformance_tests!(MyHarness::default());`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:expr) => {
+        $crate::conformance_tests!(@cases $harness;
+            insert, keyless_append, update, delete_soft, delete_hard, truncate_soft,
+            truncate_hard, key_change, insert_delete_reinsert, duplicate_delivery,
+            replay_after_crash, older_change_does_not_overwrite, empty_batch, added_column,
+            unchanged_toast, unchanged_toast_key_change, nulls_everywhere, edge_values,
+            float_special_values, numeric_special_values, infinite_datetimes,
+            hostile_identifiers, checkpoint_round_trip);
+    };
+    (@cases $harness:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                $crate::conformance::$case(&mut $harness).await;
+            }
+        )*
+
+        #[test]
+        fn every_case_is_listed() {
+            assert_eq!(&[$(stringify!($case)),*], $crate::conformance::CASES);
+        }
+    };
+}
+
 pub const CASES: &[&str] = &[
     "insert",
     "keyless_append",
