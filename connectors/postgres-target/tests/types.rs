@@ -4,46 +4,10 @@
 use sluice_core::{
     Checkpoint, Classify, DeleteMode, Destination, ErrorClass, LogRecord, TableId, Value,
 };
+use sluice_testkit::fixtures::{TYPE_ZOO, type_zoo_as_text};
 use sluice_testkit::{PgCluster, TestDatabase};
 
 use crate::support::*;
-
-const ZOO: &str = r#"
-CREATE TYPE mood AS ENUM ('sad', 'happy', 'ünï');
-CREATE TABLE zoo (
-    id int PRIMARY KEY,
-    b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8,
-    n38 numeric(38,10), n numeric, t text, vc varchar(5), c char(4), by bytea, u uuid,
-    j json, jb jsonb, d date, tm time, ttz timetz, ts timestamp, tstz timestamptz,
-    iv interval, ia int[], ta text[], ip inet, m mood
-);
-INSERT INTO zoo VALUES
- (1, true, -32768, 2147483647, -9223372036854775808, 'NaN', '-Infinity',
-  '1234567890123456789012345678.0123456789', 'NaN', E'ünïcödé ☃ "q" \\ '' \t end', 'abcde', 'ab',
-  '\x00ff00'::bytea, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2.50],  "b":null}',
-  '{"z": 1, "a": "x"}', 'infinity', '23:59:59.999999', '12:00:00+05:30',
-  '0044-03-15 12:00:00.5 BC', '-infinity', '1 year 2 mons -3 days 04:05:06.789',
-  '{{1,NULL},{3,4}}', '{"a b",NULL,"c\"d","",NULL}', '192.168.0.1/24', 'ünï'),
- (2, false, 0, 0, 0, 'Infinity', '-0', '-0.0000000001', '-12345678901234567890.123456789012345678901',
-  '', 'x', 'abcd', '\x', '00000000-0000-0000-0000-000000000000', '[]', '{}',
-  '0044-03-15 BC', '00:00', '00:00:00-12', '2024-02-29 23:59:59.123456', 'infinity',
-  '-178000000 years', '{}', '{}', '::1', 'sad'),
- (3, NULL, NULL, NULL, NULL, '3.4028235e+38', '1.7976931348623157e+308', NULL, '0', NULL, NULL,
-  NULL, NULL, NULL, 'null', 'null', '-infinity', NULL, NULL, NULL,
-  '2024-03-10 02:30:00.000001+00', NULL, '{NULL}', '{NULL}', NULL, NULL),
- (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-"#;
-
-/// Every column of `zoo` as `col::text`, in key order.
-fn as_text(table: &str) -> String {
-    let columns = "id b i2 i4 i8 f4 f8 n38 n t vc c by u j jb d tm ttz ts tstz iv ia ta ip m"
-        .split(' ')
-        .map(|c| format!("{c}::text"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("SELECT {columns} FROM {table} ORDER BY id")
-}
 
 /// The source's rows of `zoo` as change values: each value in its text output form, as
 /// pgoutput sends it.
@@ -67,8 +31,8 @@ async fn source_changes(
 }
 
 async fn assert_same(source: &TestDatabase, t: &Target) {
-    let want = text_rows(source, &as_text("zoo")).await;
-    let got = text_rows(&t.db, &as_text("raw.zoo")).await;
+    let want = text_rows(source, &type_zoo_as_text("zoo", "true")).await;
+    let got = text_rows(&t.db, &type_zoo_as_text("raw.zoo", "true")).await;
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(g, w);
@@ -78,7 +42,7 @@ async fn assert_same(source: &TestDatabase, t: &Target) {
 #[tokio::test]
 async fn type_zoo_round_trips_exactly() {
     let source = PgCluster::shared().fresh_database().await.expect("source");
-    source.execute(ZOO).await.expect("zoo");
+    source.execute(TYPE_ZOO).await.expect("zoo");
     let (r, rows) = source_changes(&source).await;
     let mut t = Target::new(DeleteMode::Soft).await;
     t.apply(&[txn(10, rows.into_iter().map(|v| ins(&r, v)).collect())])

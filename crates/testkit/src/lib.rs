@@ -26,6 +26,7 @@ mod error;
 mod template;
 
 pub mod conformance;
+pub mod fixtures;
 
 pub use certificate::{CertificateAuthority, ServerCertificate};
 pub use cluster::{AuthMethod, PgCluster, PgClusterBuilder};
