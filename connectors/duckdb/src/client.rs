@@ -45,6 +45,13 @@ impl Client {
         Ok(Client { conn, json })
     }
 
+    /// Another connection to the same database.
+    pub(crate) fn try_clone(&self) -> Result<Connection> {
+        self.conn
+            .try_clone()
+            .map_err(Error::sql("opening a second connection"))
+    }
+
     /// The dialect of this database (JSON columns as the json extension allows).
     pub(crate) fn dialect(&self) -> DuckDb {
         DuckDb { json: self.json }

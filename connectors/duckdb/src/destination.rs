@@ -47,6 +47,13 @@ impl DuckDbDestination {
         &self.config
     }
 
+    /// A second connection to the same database (opening the file first if needed), for
+    /// reading the warehouse in the process that loads it: DuckDB locks the file to one
+    /// process, but connections of that process see each committed batch.
+    pub async fn reader(&mut self) -> Result<duckdb::Connection> {
+        self.run(|client| client.try_clone()).await
+    }
+
     /// Runs `f` with the connection on a blocking thread, opening the file first if needed.
     async fn run<T, F>(&mut self, f: F) -> Result<T>
     where

@@ -3,19 +3,6 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage, 3 `verify` found a
 //! mismatch.
 
-mod check;
-mod cli;
-mod failure;
-mod init;
-mod loader;
-mod registry;
-mod settings;
-mod status;
-mod sync;
-mod teardown;
-mod verify;
-mod views;
-
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,9 +10,9 @@ use std::time::Duration;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, LogFormat, ViewsCommand};
-pub use crate::failure::Failure;
-use crate::settings::Settings;
+use sluice::cli::{Cli, Command, LogFormat, ViewsCommand};
+use sluice::settings::{self, Settings};
+use sluice::{check, init, status, sync, teardown, verify, views};
 
 /// Exit code of a runtime failure.
 const EXIT_FAILURE: u8 = 1;

@@ -45,9 +45,9 @@ pub async fn run(
     match (settings.log.clone(), settings.target.clone()) {
         #[cfg(feature = "duckdb")]
         (LogKind::Local(options), TargetKind::DuckDb(target)) => {
-            let (writer, reader) = local_log(options, stage).await?;
             let destination = sluice_duckdb::DuckDbDestination::new(target)
                 .map_err(|e| Failure::from_error("target", e))?;
+            let (writer, reader) = local_log(options, stage).await?;
             let stages = Stages {
                 capture: writer.map(|w| (capture, w)),
                 load: (stage != Stage::Capture).then_some((reader, destination)),
@@ -66,6 +66,25 @@ pub async fn run(
             pipeline(stages, &settings, until_caught_up, stop).await
         }
     }
+}
+
+/// Runs the pipeline with a destination the caller has opened (for example a DuckDB database
+/// the caller also reads from); the configured `[target]` is not opened. The change log comes
+/// from `[log]` as in [`run`].
+pub async fn run_with_destination<D: Destination + 'static>(
+    settings: Settings,
+    destination: D,
+    until_caught_up: bool,
+    stop: CancellationToken,
+) -> Result<SyncReport, Failure> {
+    let capture = Capture::new(settings.source.clone(), settings.capture.clone());
+    let LogKind::Local(options) = settings.log.clone();
+    let (writer, reader) = local_log(options, Stage::All).await?;
+    let stages = Stages {
+        capture: writer.map(|w| (capture, w)),
+        load: Some((reader, destination)),
+    };
+    pipeline(stages, &settings, until_caught_up, stop).await
 }
 
 /// The local change log: a writer unless another process captures (`--stage load`), and a
