@@ -156,6 +156,9 @@ async fn passwords_never_printed() {
         &["sync", "--until-caught-up"],
         &["verify"],
         &["verify", "--json"],
+        &["status"],
+        &["status", "--json"],
+        &["--log-format", "json", "sync", "--until-caught-up"],
     ] {
         let out = Command::new(sluice_bin())
             .args(args)
@@ -176,6 +179,19 @@ async fn passwords_never_printed() {
         );
         if args[0] != "check" {
             assert!(out.status.success(), "{args:?} failed:\n{text}");
+        }
+        if args[0] == "--log-format" {
+            // Every log line is a JSON object with a level and a message.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let mut lines = 0;
+            for line in stderr.lines() {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+                assert!(v["level"].is_string(), "{line}");
+                assert!(v["fields"]["message"].is_string(), "{line}");
+                lines += 1;
+            }
+            assert!(lines >= 3, "too few log lines:\n{stderr}");
         }
     }
 }

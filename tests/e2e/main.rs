@@ -4,6 +4,7 @@ mod check;
 mod crash;
 mod fidelity;
 mod idle;
+mod operations;
 mod postgres_target;
 mod status;
 mod sync;

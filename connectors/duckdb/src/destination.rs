@@ -128,6 +128,11 @@ impl Destination for DuckDbDestination {
         }))
     }
 
+    async fn ping(&mut self) -> Result<()> {
+        self.run(|client| client.execute("SELECT 1", "checking the database"))
+            .await
+    }
+
     async fn apply(&mut self, batch: Batch, checkpoint: &Checkpoint) -> Result<()> {
         let pipeline = self.pipeline.clone().ok_or(Error::NotOpen)?;
         let position =

@@ -10,6 +10,7 @@
 //! | `RecordTooLarge`, `Config` | fatal | the same input fails the same way |
 //! | `Io` | transient, except missing files and permissions (fatal) | disk full, interrupted I/O |
 //! | `Task` | fatal | a blocking task panicked or the runtime is shutting down |
+//! | `BacklogFull` | transient | the loader catches up and frees space |
 
 use std::io;
 use std::path::PathBuf;
@@ -68,6 +69,16 @@ pub enum LogError {
     /// A blocking file task did not complete.
     #[error("change log file task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// More is waiting to be loaded than the configured backlog allows: capture pauses (and
+    /// the source retains WAL) until the loader catches up.
+    #[error(
+        "change log \"{dir}\" holds {bytes} bytes not yet loaded, over the {budget}-byte budget ([wal] absorb_backlog): capture pauses until the target catches up"
+    )]
+    BacklogFull {
+        dir: PathBuf,
+        bytes: u64,
+        budget: u64,
+    },
 }
 
 impl LogError {
@@ -87,6 +98,7 @@ impl LogError {
 impl Classify for LogError {
     fn class(&self) -> ErrorClass {
         match self {
+            LogError::BacklogFull { .. } => ErrorClass::Transient,
             LogError::Io { source, .. } => match source.kind() {
                 io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => ErrorClass::Fatal,
                 _ => ErrorClass::Transient,
@@ -120,6 +132,14 @@ mod tests {
     fn classes() {
         let cases = [
             (LogError::InUse { dir: "/x".into() }, ErrorClass::Fatal),
+            (
+                LogError::BacklogFull {
+                    dir: "/x".into(),
+                    bytes: 2,
+                    budget: 1,
+                },
+                ErrorClass::Transient,
+            ),
             (
                 LogError::Corrupt {
                     segment: "/x/0.seg".into(),

@@ -134,6 +134,13 @@ impl Destination for PostgresDestination {
         }))
     }
 
+    async fn ping(&mut self) -> Result<()> {
+        self.client()
+            .await?
+            .execute("SELECT 1", "checking the target")
+            .await
+    }
+
     async fn apply(&mut self, batch: Batch, checkpoint: &Checkpoint) -> Result<()> {
         let pipeline = self.pipeline.clone().ok_or(Error::NotOpen)?;
         let position =

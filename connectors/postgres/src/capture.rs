@@ -24,9 +24,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
+use sluice_core::telemetry::{OpCounts, Stats, op_label};
 use sluice_core::{
     Change, ChangeLogWriter, Classify, Column, LastAppended, LogRecord, Lsn, Op, RelationSchema,
     TableId, Transaction, TxnKind, Value,
@@ -67,6 +69,8 @@ pub struct CaptureControl {
     pub shutdown: CancellationToken,
     /// Return once everything committed at the source before capture started is appended.
     pub until_caught_up: bool,
+    /// Where capture reports its progress.
+    pub stats: Arc<Stats>,
 }
 
 /// What a capture run did.
@@ -151,7 +155,9 @@ impl Capture {
                     tracing::info!(slot = %slot_name, "snapshot was not finished: re-creating the slot");
                     repl.drop_slot(slot_name, false).await?;
                 }
-                report.snapshot_rows = self.snapshot(&mut repl, log, &tables).await?;
+                report.snapshot_rows = self
+                    .snapshot(&mut repl, log, &tables, &control.stats)
+                    .await?;
             }
         }
         let server_timeout = wal_sender_timeout(&client).await?;
@@ -191,7 +197,11 @@ impl Capture {
                 _ => None,
             },
             marker_seen: false,
+            stats: control.stats.clone(),
+            counts: OpCounts::default(),
+            pending_txns: Vec::new(),
         };
+        control.stats.source_up.store(true, Ordering::Relaxed);
         let result = streamer
             .stream(stream, log, control, status_interval, caught_up.as_ref())
             .await;
@@ -204,6 +214,7 @@ impl Capture {
         repl: &mut ReplicationClient,
         log: &mut W,
         tables: &[TableId],
+        stats: &Stats,
     ) -> Result<u64> {
         let created = repl
             .create_slot(&self.options.slot, &SlotOptions::default())
@@ -217,9 +228,16 @@ impl Capture {
         let copier = connect(&self.source).await?;
         snapshot::begin(&copier, &snapshot_name).await?;
         let mut relations = Vec::with_capacity(tables.len());
+        let mut planned = Vec::with_capacity(tables.len());
         for t in tables {
-            relations.push(Arc::new(catalog::relation_schema(&copier, t).await?));
+            let relation = catalog::relation_schema(&copier, t).await?;
+            planned.push((
+                t.clone(),
+                catalog::estimated_rows(&copier, relation.oid).await?,
+            ));
+            relations.push(Arc::new(relation));
         }
+        stats.snapshot_planned(&planned);
         append(
             log,
             &[LogRecord::SnapshotBegin {
@@ -233,14 +251,18 @@ impl Capture {
         let mut total = 0;
         for relation in &relations {
             let started = Instant::now();
+            stats.snapshot_started(&relation.table);
             let mut sink = SnapshotSink {
                 log: &mut *log,
                 relation,
                 rows_at,
                 commit_ts,
+                stats,
+                label: relation.table.to_string(),
             };
             let rows =
                 snapshot::copy_table(&copier, relation, SNAPSHOT_CHUNK_BYTES, &mut sink).await?;
+            stats.snapshot_done(&relation.table);
             total += rows;
             tracing::info!(table = %relation.table, rows, elapsed_ms = started.elapsed().as_millis() as u64, "table copied");
         }
@@ -262,10 +284,14 @@ struct SnapshotSink<'a, W> {
     relation: &'a Arc<RelationSchema>,
     rows_at: Lsn,
     commit_ts: i64,
+    stats: &'a Stats,
+    /// The table's name as a metric label.
+    label: String,
 }
 
 impl<W: ChangeLogWriter> snapshot::RowSink for SnapshotSink<'_, W> {
     async fn accept(&mut self, rows: Vec<Vec<Value>>) -> Result<()> {
+        let n = rows.len() as u64;
         let changes = rows
             .into_iter()
             .map(|new| Change {
@@ -283,7 +309,11 @@ impl<W: ChangeLogWriter> snapshot::RowSink for SnapshotSink<'_, W> {
             commit_ts: self.commit_ts,
             changes,
         });
-        append(self.log, &[record]).await
+        append(self.log, &[record]).await?;
+        self.stats.snapshot_rows(&self.relation.table, n);
+        self.stats.captured(n, self.commit_ts);
+        metrics::counter!("sluice_snapshot_rows_total", "table" => self.label.clone()).increment(n);
+        Ok(())
     }
 }
 
@@ -417,6 +447,11 @@ struct Streamer<'a> {
     /// This run's caught-up marker, and whether it arrived.
     marker: Option<String>,
     marker_seen: bool,
+    stats: Arc<Stats>,
+    /// Changes appended since the last report, per table and operation.
+    counts: OpCounts,
+    /// Transactions waiting in `pending`: their change counts and commit times.
+    pending_txns: Vec<(u64, i64)>,
 }
 
 enum Next {
@@ -460,6 +495,7 @@ impl Streamer<'_> {
                 Next::Quiet => self.flush(log).await?,
                 Next::Frame(bytes) => match sluice_pgoutput::decode_frame(bytes)? {
                     Frame::XLogData(x) => {
+                        self.server_end_seen(x.wal_end);
                         let message = sluice_pgoutput::decode_message(x.data)?;
                         self.handle(message).await?;
                         if self.pending_bytes >= GROUP_BYTES {
@@ -468,6 +504,7 @@ impl Streamer<'_> {
                     }
                     Frame::PrimaryKeepalive(k) => {
                         self.server_end = self.server_end.max(k.wal_end);
+                        self.server_end_seen(k.wal_end);
                         self.flush(log).await?;
                         if k.reply_requested {
                             self.send_status(&mut stream).await?;
@@ -531,7 +568,14 @@ impl Streamer<'_> {
         );
         stream.send(&self.status_buf).await?;
         self.confirmed = position;
+        Stats::advance(&self.stats.confirmed_lsn, position);
         Ok(())
+    }
+
+    /// Notes the server's WAL end (for the lag figures only; the progress rule uses
+    /// keepalives).
+    fn server_end_seen(&self, wal_end: Lsn) {
+        Stats::advance(&self.stats.source_wal_end, wal_end);
     }
 
     async fn flush<W: ChangeLogWriter>(&mut self, log: &mut W) -> Result<()> {
@@ -541,6 +585,17 @@ impl Streamer<'_> {
         append(log, &self.pending).await?;
         if let Some(LogRecord::Transaction(t)) = self.pending.last() {
             self.durable = self.durable.max(t.end_lsn);
+        }
+        Stats::advance(&self.stats.captured_lsn, self.durable);
+        for (changes, commit_ts) in self.pending_txns.drain(..) {
+            self.stats.captured(changes, commit_ts);
+        }
+        metrics::counter!("sluice_transactions_captured_total")
+            .increment(self.pending.len() as u64);
+        metrics::counter!("sluice_captured_bytes_total").increment(self.pending_bytes as u64);
+        for (table, op, n) in self.counts.drain() {
+            metrics::counter!("sluice_changes_captured_total", "table" => table.to_string(), "op" => op_label(op))
+                .increment(n);
         }
         self.pending.clear();
         self.pending_bytes = 0;
@@ -573,6 +628,11 @@ impl Streamer<'_> {
                 self.report.transactions += 1;
                 self.report.changes += txn.changes.len() as u64;
                 self.pending_bytes += txn.bytes;
+                for change in &txn.changes {
+                    self.counts.add(&change.relation.table, change.op, 1);
+                }
+                self.pending_txns
+                    .push((txn.changes.len() as u64, txn.commit_ts));
                 self.pending.push(LogRecord::Transaction(Transaction {
                     kind: TxnKind::Stream,
                     xid: txn.xid,

@@ -54,6 +54,20 @@ pub async fn resolve_tables(client: &Client, patterns: &[TablePattern]) -> Resul
     Ok(tables)
 }
 
+/// The planner's estimate of a table's rows (`pg_class.reltuples`), `None` when the table was
+/// never analyzed or vacuumed.
+pub async fn estimated_rows(client: &Client, oid: u32) -> Result<Option<u64>> {
+    let row = client
+        .query_one(
+            "SELECT c.reltuples::float8 FROM pg_catalog.pg_class c WHERE c.oid = $1",
+            &[&oid],
+        )
+        .await
+        .map_err(|e| Error::client(format!("estimating the rows of relation {oid}"), e))?;
+    let estimate: f64 = row.get(0);
+    Ok((estimate >= 0.0).then_some(estimate as u64))
+}
+
 /// A table's description from the catalog. `version` is 1.
 pub async fn relation_schema(client: &Client, table: &TableId) -> Result<RelationSchema> {
     let rows = client

@@ -1,7 +1,7 @@
 //! Sluice configuration.
 //!
-//! One TOML file (`sluice.toml`) with the sections `[source]`, `[log]`, `[target]` and
-//! `[load]`. Precedence: defaults < file < environment (`SLUICE__SECTION__KEY=value`) < CLI
+//! One TOML file (`sluice.toml`) with the sections `[source]`, `[log]`, `[target]`, `[load]`,
+//! `[wal]` and `[metrics]`. Precedence: defaults < file < environment (`SLUICE__SECTION__KEY=value`) < CLI
 //! flags. String values may contain `${VAR}` (replaced by the environment variable, an error
 //! when unset) and `$${` for a literal `${`. Loading has two phases: [`Config::from_toml`] and
 //! [`Config::validate`] are pure and name the field path of every problem; connecting and
@@ -41,6 +41,11 @@ pub const DEFAULT_MAX_BATCH_ROWS: u64 = 500_000;
 /// Smallest accepted batch budget: below this, per-batch overhead dominates.
 pub const MIN_MAX_BATCH_BYTES: u64 = 1024 * 1024;
 
+/// Warn when the slot retains more WAL than this by default.
+pub const DEFAULT_WAL_WARN_RETAINED: u64 = 1024 * 1024 * 1024;
+/// How often the slot's retained WAL is checked by default.
+pub const DEFAULT_WAL_CHECK_INTERVAL_MS: u64 = 10_000;
+
 /// The whole configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -49,6 +54,51 @@ pub struct Config {
     pub log: Section,
     pub target: Section,
     pub load: LoadSection,
+    pub wal: WalSection,
+    pub metrics: MetricsSection,
+}
+
+/// `[wal]`: protecting the source from WAL retained by the slot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalSection {
+    /// Warn (log, metric, `sluice status`) when the slot retains more WAL than this.
+    #[serde(default = "default_wal_warn_retained")]
+    pub warn_retained: ByteSize,
+    /// How often the slot is checked while syncing.
+    #[serde(default = "default_wal_check_interval_ms")]
+    pub check_interval_ms: u64,
+    /// While the target is down, keep capturing into the change log (so the slot keeps
+    /// advancing and the source does not retain WAL) until this much is waiting there to be
+    /// loaded; the loader retries the target without giving up. `0` (the default): after about
+    /// ten minutes of failed retries the pipeline stops, and the slot retains WAL from then on.
+    #[serde(default)]
+    pub absorb_backlog: ByteSize,
+}
+
+impl Default for WalSection {
+    fn default() -> Self {
+        WalSection {
+            warn_retained: default_wal_warn_retained(),
+            check_interval_ms: DEFAULT_WAL_CHECK_INTERVAL_MS,
+            absorb_backlog: ByteSize(0),
+        }
+    }
+}
+
+fn default_wal_warn_retained() -> ByteSize {
+    ByteSize(DEFAULT_WAL_WARN_RETAINED)
+}
+fn default_wal_check_interval_ms() -> u64 {
+    DEFAULT_WAL_CHECK_INTERVAL_MS
+}
+
+/// `[metrics]`: the HTTP endpoint with `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `host:port` to listen on; no endpoint when unset.
+    pub listen: Option<String>,
 }
 
 /// `[source]`: the PostgreSQL database to capture.
@@ -162,28 +212,27 @@ impl Config {
             .and_then(|t| parse_or_note::<SourceSection>("source", t, &mut problems));
         let log = take_connector(&mut table, "log", Some("local"), &mut problems);
         let target = take_connector(&mut table, "target", Some("duckdb"), &mut problems);
-        let load = match table.remove("load") {
-            None => Some(LoadSection::default()),
-            Some(toml::Value::Table(t)) => parse_or_note::<LoadSection>("load", t, &mut problems),
-            Some(_) => {
-                problems.push(Problem::new("load", "must be a table ([load])"));
-                None
-            }
-        };
+        let load = optional_section::<LoadSection>(&mut table, "load", &mut problems);
+        let wal = optional_section::<WalSection>(&mut table, "wal", &mut problems);
+        let metrics = optional_section::<MetricsSection>(&mut table, "metrics", &mut problems);
         for key in table.keys() {
             problems.push(Problem::new(
                 key,
-                "unknown section; expected one of pipeline, source, log, target, load",
+                "unknown section; expected one of pipeline, source, log, target, load, wal, metrics",
             ));
         }
-        match (source, log, target, load) {
-            (Some(source), Some(log), Some(target), Some(load)) if problems.is_empty() => {
+        match (source, log, target, load, wal, metrics) {
+            (Some(source), Some(log), Some(target), Some(load), Some(wal), Some(metrics))
+                if problems.is_empty() =>
+            {
                 Ok(Config {
                     pipeline,
                     source,
                     log,
                     target,
                     load,
+                    wal,
+                    metrics,
                 })
             }
             _ => Err(ConfigError::Invalid(problems)),
@@ -244,6 +293,20 @@ impl Config {
         }
         if self.load.max_batch_rows == 0 {
             p.push(Problem::new("load.max_batch_rows", "must be at least 1"));
+        }
+        if self.wal.check_interval_ms < 100 {
+            p.push(Problem::new(
+                "wal.check_interval_ms",
+                "must be at least 100",
+            ));
+        }
+        if let Some(listen) = &self.metrics.listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            p.push(Problem::new(
+                "metrics.listen",
+                format!("\"{listen}\" is not an address like 127.0.0.1:9187"),
+            ));
         }
         if p.is_empty() {
             Ok(())
@@ -383,6 +446,22 @@ fn take_connector(
         }
     };
     Some(Section { name, kind, rest })
+}
+
+/// A section that may be left out (defaults apply).
+fn optional_section<T: serde::de::DeserializeOwned + Default>(
+    table: &mut toml::Table,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match table.remove(name) {
+        None => Some(T::default()),
+        Some(toml::Value::Table(t)) => parse_or_note::<T>(name, t, problems),
+        Some(_) => {
+            problems.push(Problem::new(name, format!("must be a table ([{name}])")));
+            None
+        }
+    }
 }
 
 fn parse_or_note<T: serde::de::DeserializeOwned>(

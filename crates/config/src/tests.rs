@@ -26,6 +26,8 @@ flush_interval_ms = 1000
 max_batch_bytes = "64MiB"
 "#;
 
+const MINIMAL: &str = "[source]\nurl = \"postgres://localhost/shop\"\ntables = [\"public.t\"]\n";
+
 fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -198,4 +200,38 @@ fn redacts_passwords_in_urls() {
         redact_url("postgres://u:p%40ss@h/db"),
         "postgres://u:****@h/db"
     );
+}
+
+#[test]
+fn wal_and_metrics_sections_parse_with_defaults() {
+    let c = Config::from_toml(MINIMAL, &vars(&[])).expect("parses");
+    assert_eq!(c.wal.warn_retained, ByteSize(1 << 30));
+    assert_eq!(c.wal.absorb_backlog, ByteSize(0));
+    assert_eq!(c.metrics.listen, None);
+    let text = format!(
+        "{MINIMAL}\n[wal]\nwarn_retained = \"256MiB\"\nabsorb_backlog = \"2GiB\"\n[metrics]\nlisten = \"127.0.0.1:9187\"\n"
+    );
+    let c = Config::from_toml(&text, &vars(&[])).expect("parses");
+    c.validate().expect("valid");
+    assert_eq!(c.wal.warn_retained, ByteSize(256 << 20));
+    assert_eq!(c.wal.absorb_backlog, ByteSize(2 << 30));
+    assert_eq!(c.metrics.listen.as_deref(), Some("127.0.0.1:9187"));
+}
+
+#[test]
+fn bad_metrics_address_and_wal_interval_name_their_fields() {
+    let text =
+        format!("{MINIMAL}\n[wal]\ncheck_interval_ms = 5\n[metrics]\nlisten = \"localhost\"\n");
+    let c = Config::from_toml(&text, &vars(&[])).expect("parses");
+    let err = c.validate().expect_err("invalid");
+    assert_eq!(
+        paths(err),
+        vec![
+            "wal.check_interval_ms".to_owned(),
+            "metrics.listen".to_owned()
+        ]
+    );
+    let err = Config::from_toml(&format!("{MINIMAL}\n[wal]\nbudget = 1\n"), &vars(&[]))
+        .expect_err("unknown key");
+    assert_eq!(paths(err), vec!["wal".to_owned()]);
 }

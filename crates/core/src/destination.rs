@@ -83,4 +83,8 @@ pub trait Destination: Send {
         batch: Batch,
         checkpoint: &Checkpoint,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Checks that the destination answers (reconnecting if needed); the loader calls it while
+    /// idle so readiness reflects a target that went away.
+    fn ping(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }

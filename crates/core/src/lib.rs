@@ -17,6 +17,7 @@ mod lsn;
 pub mod pg_type;
 mod record;
 mod relation;
+pub mod telemetry;
 mod value;
 
 pub use batch::{Batch, BatchBuilder, Row, RowOp, TableBatch};

@@ -60,6 +60,9 @@ pub enum Command {
         /// into the target), for running them as separate processes.
         #[arg(long, value_enum, default_value_t = Stage::All)]
         stage: Stage,
+        /// Serve /metrics, /healthz and /readyz on this address (overrides [metrics] listen).
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Compare source and target per table (row counts and content hashes); exit 3 on a
     /// mismatch.

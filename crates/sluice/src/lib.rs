@@ -6,11 +6,14 @@ pub mod cli;
 pub mod failure;
 pub mod init;
 pub mod loader;
+pub mod monitor;
+pub mod progress;
 pub mod registry;
 pub mod settings;
 pub mod status;
 pub mod sync;
 pub mod teardown;
+pub mod telemetry;
 pub mod verify;
 pub mod views;
 

@@ -11,9 +11,15 @@
 //!   destination's position guard makes harmless.
 //! - Shutdown is checked only between batches: an `apply` is never abandoned half-way.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sluice_core::{BatchBuilder, ChangeLogReader, Checkpoint, Destination, LogPosition};
+use sluice_core::telemetry::{OpCounts, Stats, op_label};
+use sluice_core::{
+    BatchBuilder, ChangeLogReader, Checkpoint, Destination, LogPosition, LogRecord, Lsn, TableId,
+    TxnKind,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::Failure;
@@ -33,7 +39,13 @@ pub struct LoaderControl {
     pub shutdown: CancellationToken,
     /// Capture has appended everything it will: stop once the log is drained.
     pub input_done: CancellationToken,
+    /// Where the loader reports its progress.
+    pub stats: Arc<Stats>,
 }
+
+/// While idle, the loader checks the target this often, so readiness notices a target that
+/// went away before the next batch does.
+const PING_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What one loader run achieved.
 #[derive(Debug, Default, Clone)]
@@ -62,12 +74,15 @@ where
         .await
         .map_err(|e| Failure::from_error("target", e))?
         .unwrap_or_default();
+    control.stats.target_up.store(true, Ordering::Relaxed);
     tracing::info!(lsn = %checkpoint.applied_lsn, "loader resuming from checkpoint");
     reader
         .seek(&checkpoint.position)
         .await
         .map_err(|e| Failure::from_error("change log", e))?;
+    control.stats.log_released(&checkpoint.position);
     report.checkpoint = checkpoint.clone();
+    let mut last_contact = Instant::now();
 
     loop {
         if control.shutdown.is_cancelled() {
@@ -76,6 +91,7 @@ where
         let drained_after_input = control.input_done.is_cancelled();
         let mut builder = BatchBuilder::after(&checkpoint);
         let mut last: Option<LogPosition> = None;
+        let mut seen = BatchFigures::default();
         let started = Instant::now();
         loop {
             let elapsed = started.elapsed();
@@ -95,6 +111,7 @@ where
             };
             let got = records.len();
             for r in records {
+                seen.note(&r.record, checkpoint.applied_lsn);
                 builder.push(r.record);
                 last = Some(r.position);
             }
@@ -111,6 +128,13 @@ where
                 if control.input_done.is_cancelled() || control.shutdown.is_cancelled() {
                     break;
                 }
+                if last_contact.elapsed() >= PING_INTERVAL {
+                    destination
+                        .ping()
+                        .await
+                        .map_err(|e| Failure::from_error("target", e))?;
+                    last_contact = Instant::now();
+                }
             }
         }
         let Some(position) = last else { continue };
@@ -121,22 +145,97 @@ where
             .apply(batch, &next)
             .await
             .map_err(|e| Failure::from_error("target", e))?;
+        last_contact = Instant::now();
+        let elapsed = t0.elapsed();
+        seen.report(&control.stats, &next, changes, batch_bytes, elapsed);
         tracing::debug!(
             changes,
             rows,
             batch_bytes,
             lsn = %next.applied_lsn,
-            elapsed_ms = t0.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "batch applied"
         );
         reader
             .release(&next.position)
             .await
             .map_err(|e| Failure::from_error("change log", e))?;
+        control.stats.log_released(&next.position);
         report.batches += 1;
         report.changes += changes as u64;
         report.rows += rows as u64;
         report.checkpoint = next.clone();
         checkpoint = next;
+    }
+}
+
+/// What a batch carried, noted as its records are read, for metrics and per-table figures.
+#[derive(Default)]
+struct BatchFigures {
+    counts: OpCounts,
+    /// Per table: changes, and the commit LSN and time of its last change.
+    tables: Vec<(TableId, u64, Lsn, i64)>,
+    /// Commit times of the streamed transactions (snapshot copies have no source commit).
+    commit_times: Vec<i64>,
+}
+
+impl BatchFigures {
+    /// Notes a record read after `applied` (what is at or below it was loaded before).
+    fn note(&mut self, record: &LogRecord, applied: Lsn) {
+        let LogRecord::Transaction(txn) = record else {
+            return;
+        };
+        if txn.kind == TxnKind::Stream && txn.commit_lsn <= applied {
+            return;
+        }
+        if txn.kind == TxnKind::Stream {
+            self.commit_times.push(txn.commit_ts);
+        }
+        for change in &txn.changes {
+            let table = &change.relation.table;
+            self.counts.add(table, change.op, 1);
+            match self.tables.iter_mut().find(|(t, ..)| t == table) {
+                Some(entry) => {
+                    entry.1 += 1;
+                    entry.2 = txn.commit_lsn;
+                    entry.3 = txn.commit_ts;
+                }
+                None => self
+                    .tables
+                    .push((table.clone(), 1, txn.commit_lsn, txn.commit_ts)),
+            }
+        }
+    }
+
+    /// Reports an applied batch: metrics, and the shared figures.
+    fn report(
+        mut self,
+        stats: &Stats,
+        checkpoint: &Checkpoint,
+        changes: usize,
+        bytes: usize,
+        elapsed: Duration,
+    ) {
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        for commit_ts in &self.commit_times {
+            let latency = (now_us - commit_ts).max(0) as f64 / 1e6;
+            metrics::histogram!("sluice_end_to_end_latency_seconds").record(latency);
+        }
+        metrics::counter!("sluice_batches_applied_total").increment(1);
+        metrics::histogram!("sluice_batch_changes").record(changes as f64);
+        metrics::histogram!("sluice_batch_bytes").record(bytes as f64);
+        metrics::histogram!("sluice_batch_duration_seconds").record(elapsed.as_secs_f64());
+        for (table, op, n) in self.counts.drain() {
+            metrics::counter!("sluice_changes_applied_total", "table" => table.to_string(), "op" => op_label(op))
+                .increment(n);
+        }
+        stats.applied(
+            &self.tables,
+            checkpoint.applied_lsn,
+            checkpoint.applied_commit_ts,
+        );
+        stats.target_up.store(true, Ordering::Relaxed);
     }
 }

@@ -5,6 +5,7 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -12,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use sluice::cli::{Cli, Command, LogFormat, ViewsCommand};
 use sluice::settings::{self, Settings};
-use sluice::{check, init, status, sync, teardown, verify, views};
+use sluice::{check, init, status, sync, teardown, telemetry, verify, views};
+use sluice_core::telemetry::Stats;
 
 /// Exit code of a runtime failure.
 const EXIT_FAILURE: u8 = 1;
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    let log_format = cli.log_format;
     match cli.command {
         Command::Init(args) => match init::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -147,13 +150,47 @@ async fn run(cli: Cli) -> ExitCode {
             config,
             until_caught_up,
             stage,
+            metrics_listen,
         } => {
             let Some(settings) = load(&config.config) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
             let stop = CancellationToken::new();
             tokio::spawn(stop_on_signal(stop.clone()));
-            match sync::run(settings, stage, until_caught_up, stop).await {
+            let stats = Arc::new(Stats::default());
+            let listen = metrics_listen.or(settings.metrics_listen);
+            let server = match listen {
+                None => None,
+                Some(addr) => {
+                    let Some(handle) = telemetry::install() else {
+                        eprintln!("error: cannot install the metrics recorder");
+                        return ExitCode::from(EXIT_FAILURE);
+                    };
+                    match telemetry::serve(addr, handle, stats.clone(), stop.child_token()).await {
+                        Ok(task) => Some(task),
+                        Err(e) => {
+                            eprintln!("error: cannot serve metrics on {addr}: {e}");
+                            eprintln!(
+                                "hint: choose another address with [metrics] listen or --metrics-listen"
+                            );
+                            return ExitCode::from(EXIT_CONFIG);
+                        }
+                    }
+                }
+            };
+            let options = sync::SyncOptions {
+                stage,
+                until_caught_up,
+                stop: stop.clone(),
+                stats,
+                display: progress_display(log_format),
+            };
+            let result = sync::run(settings, options).await;
+            stop.cancel();
+            if let Some(server) = server {
+                let _ = server.await;
+            }
+            match result {
                 Ok(report) => {
                     println!(
                         "sync finished: snapshot {} rows; streamed {} transactions, {} changes; loaded {} batches, {} rows; target at {}",
@@ -174,6 +211,11 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// Progress bars and the status line: on a terminal, with human-readable logs.
+fn progress_display(format: LogFormat) -> bool {
+    format == LogFormat::Text && std::io::stderr().is_terminal()
 }
 
 /// Loads settings, printing every problem; `None` means exit code 2.
@@ -229,7 +271,7 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(sluice::progress::LogWriter::default);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),

@@ -22,6 +22,18 @@ pub struct Settings {
     pub log: LogKind,
     pub target: TargetKind,
     pub limits: BatchLimits,
+    pub wal: WalPolicy,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; none when unset.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// How the source's WAL is protected (`[wal]`).
+#[derive(Debug, Clone, Copy)]
+pub struct WalPolicy {
+    pub warn_retained: u64,
+    pub check_interval: Duration,
+    /// Unapplied change-log bytes capture may accumulate while the target is down; 0 = off.
+    pub absorb_backlog: u64,
 }
 
 /// Why settings could not be loaded.
@@ -83,6 +95,17 @@ impl Settings {
                 max_bytes: usize::try_from(config.load.max_batch_bytes.0).unwrap_or(usize::MAX),
                 max_rows: usize::try_from(config.load.max_batch_rows).unwrap_or(usize::MAX),
             },
+            wal: WalPolicy {
+                warn_retained: config.wal.warn_retained.0,
+                check_interval: Duration::from_millis(config.wal.check_interval_ms),
+                absorb_backlog: config.wal.absorb_backlog.0,
+            },
+            // validate() checked that it parses.
+            metrics_listen: config
+                .metrics
+                .listen
+                .as_deref()
+                .and_then(|l| l.parse().ok()),
         })
     }
 }

@@ -22,6 +22,7 @@ use sluice_config::redact_url;
 use sluice_core::digest::Inspect;
 use sluice_core::{Checkpoint, LogPosition, Lsn};
 
+use crate::monitor::SyncState;
 use crate::registry::{LogKind, TargetKind};
 use crate::settings::Settings;
 
@@ -37,6 +38,18 @@ struct Report {
     publication: Option<PublicationReport>,
     change_log: LogReport,
     target: TargetReport,
+    /// What sync processes wrote in their state files (the last word of one that stopped).
+    sync: Vec<SyncProcessReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct SyncProcessReport {
+    /// `capture and load`, or `load` for `--stage load`.
+    role: &'static str,
+    /// Whether the process that wrote the state still runs.
+    running: bool,
+    #[serde(flatten)]
+    state: SyncState,
 }
 
 #[derive(Debug, Serialize)]
@@ -63,6 +76,15 @@ struct SlotReport {
     wal_status: Option<String>,
     /// `None` when `max_slot_wal_keep_size` is unlimited.
     safe_wal_size: Option<i64>,
+    /// How fast the confirmed position advances (0 while no sync runs), bytes/s.
+    drain_bytes_per_sec: Option<f64>,
+    /// How fast the retained WAL grows, bytes/s.
+    retained_growth_bytes_per_sec: Option<f64>,
+    /// At that growth, seconds until `safe_wal_size` is used up (`None`: unlimited or not
+    /// growing).
+    seconds_to_invalidation: Option<f64>,
+    /// Whether the retained WAL is above `[wal] warn_retained`.
+    over_warning: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,7 +156,27 @@ struct SourceState {
 
 /// Prints the status; returns whether the source could be reached.
 pub async fn run(settings: &Settings, json: bool) -> bool {
-    let source = read_source(settings).await;
+    let sync = read_sync_states(&settings.log);
+    let live_capture = sync.iter().find(|p| p.running && p.role == CAPTURE_ROLE);
+    let mut source = read_source(settings).await;
+    if let Ok(state) = source.as_mut() {
+        match live_capture.and_then(|p| p.state.wal.as_ref()) {
+            Some(wal) => {
+                state.slot.drain_bytes_per_sec = wal.drain_bytes_per_sec;
+                state.slot.retained_growth_bytes_per_sec = wal.retained_growth_bytes_per_sec;
+                state.slot.seconds_to_invalidation = wal.seconds_to_invalidation;
+            }
+            None if state.slot.exists && live_capture.is_none() => {
+                // Nothing drains the slot: it grows as fast as the server writes WAL.
+                let growth = wal_write_rate(settings).await;
+                state.slot.drain_bytes_per_sec = Some(0.0);
+                state.slot.retained_growth_bytes_per_sec = growth;
+                state.slot.seconds_to_invalidation =
+                    crate::monitor::seconds_to_invalidation(state.slot.safe_wal_size, growth);
+            }
+            None => {}
+        }
+    }
     let (target, checkpoint) = read_target(settings).await;
     let change_log = read_log(&settings.log, &target, checkpoint.as_ref()).await;
     let now_us = match &source {
@@ -160,6 +202,7 @@ pub async fn run(settings: &Settings, json: bool) -> bool {
             publication: Some(s.publication),
             change_log,
             target,
+            sync,
         },
         Err(error) => Report {
             pipeline: settings.pipeline.clone(),
@@ -173,6 +216,7 @@ pub async fn run(settings: &Settings, json: bool) -> bool {
             publication: None,
             change_log,
             target,
+            sync,
         },
     };
     if json {
@@ -184,6 +228,39 @@ pub async fn run(settings: &Settings, json: bool) -> bool {
         print_human(&report, &settings.source.dbname);
     }
     reachable
+}
+
+/// Role of the process that captures (and usually loads).
+const CAPTURE_ROLE: &str = "capture and load";
+
+/// The state files of sync processes in the change-log directory.
+fn read_sync_states(log: &LogKind) -> Vec<SyncProcessReport> {
+    let LogKind::Local(options) = log;
+    [(false, CAPTURE_ROLE), (true, "load")]
+        .into_iter()
+        .filter_map(|(load_only, role)| {
+            let path = options.dir.join(crate::monitor::state_file_name(load_only));
+            let state = crate::monitor::read_state(&path)?;
+            Some(SyncProcessReport {
+                role,
+                running: crate::monitor::alive(state.pid),
+                state,
+            })
+        })
+        .collect()
+}
+
+/// WAL the source writes per second, sampled over one second.
+async fn wal_write_rate(settings: &Settings) -> Option<f64> {
+    let client = sluice_postgres::connect(&settings.source).await.ok()?;
+    let sql = "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() \
+                            ELSE pg_current_wal_lsn() END)::text";
+    let first: Option<String> = client.query_one(sql, &[]).await.ok()?.get(0);
+    let t0 = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let second: Option<String> = client.query_one(sql, &[]).await.ok()?.get(0);
+    let (a, b) = (first?.parse::<Lsn>().ok()?, second?.parse::<Lsn>().ok()?);
+    Some(b.0.saturating_sub(a.0) as f64 / t0.elapsed().as_secs_f64())
 }
 
 async fn read_source(settings: &Settings) -> Result<SourceState, String> {
@@ -220,6 +297,12 @@ async fn read_source(settings: &Settings) -> Result<SourceState, String> {
             pending_wal_bytes: s.pending_wal_bytes,
             wal_status: s.wal_status,
             safe_wal_size: s.safe_wal_size,
+            drain_bytes_per_sec: None,
+            retained_growth_bytes_per_sec: None,
+            seconds_to_invalidation: None,
+            over_warning: s
+                .retained_wal_bytes
+                .is_some_and(|r| r > i64::try_from(settings.wal.warn_retained).unwrap_or(i64::MAX)),
         },
         None => SlotReport {
             name: slot_name.clone(),
@@ -233,6 +316,10 @@ async fn read_source(settings: &Settings) -> Result<SourceState, String> {
             pending_wal_bytes: None,
             wal_status: None,
             safe_wal_size: None,
+            drain_bytes_per_sec: None,
+            retained_growth_bytes_per_sec: None,
+            seconds_to_invalidation: None,
+            over_warning: false,
         },
     };
     let pub_name = &settings.capture.publication;
@@ -448,6 +535,27 @@ fn print_human(r: &Report, dbname: &str) {
                 &s.safe_wal_size
                     .map_or("unlimited (max_slot_wal_keep_size = -1)".to_owned(), size),
             );
+            if s.over_warning {
+                line(
+                    "  warning",
+                    "retained WAL is above [wal] warn_retained: see that the sync runs and the target keeps up",
+                );
+            }
+            if let Some(drain) = s.drain_bytes_per_sec {
+                line("  drain rate", &format!("{}/s", size(drain as i64)));
+            }
+            if let Some(growth) = s.retained_growth_bytes_per_sec {
+                line("  retained growth", &format!("{}/s", size(growth as i64)));
+            }
+            if s.safe_wal_size.is_some() {
+                line(
+                    "  invalidated in",
+                    &s.seconds_to_invalidation
+                        .map_or("not at the current rate".to_owned(), |secs| {
+                            duration((secs * 1000.0) as i64)
+                        }),
+                );
+            }
         }
     }
 
@@ -509,6 +617,61 @@ fn print_human(r: &Report, dbname: &str) {
         }
     }
 
+    for p in &r.sync {
+        let st = &p.state;
+        line(
+            "sync",
+            &format!(
+                "{} (process {}): {}, updated {}",
+                p.role,
+                st.pid,
+                if p.running { "running" } else { "not running" },
+                st.updated_at
+            ),
+        );
+        if p.running {
+            line(
+                "  throughput",
+                &format!(
+                    "captured {}/s, applied {}/s",
+                    st.capture_rate_per_sec, st.apply_rate_per_sec
+                ),
+            );
+            if !st.source_up || !st.target_up {
+                let mut down = Vec::new();
+                if !st.source_up {
+                    down.push("source not connected");
+                }
+                if !st.target_up {
+                    down.push("target not reachable");
+                }
+                line("  not ready", &down.join(", "));
+            }
+        }
+        for t in &st.tables {
+            let snapshot = match (t.snapshot.as_str(), t.snapshot_estimated_rows) {
+                ("copying", Some(est)) if est > 0 => format!(
+                    "snapshot {} of ~{est} rows ({}%), ",
+                    t.snapshot_rows,
+                    (t.snapshot_rows * 100 / est.max(1)).min(100)
+                ),
+                ("copying" | "pending", _) => {
+                    format!("snapshot {} ({} rows), ", t.snapshot, t.snapshot_rows)
+                }
+                _ => String::new(),
+            };
+            line(
+                &format!("  {}", t.table),
+                &format!(
+                    "{snapshot}{} changes applied, at {} ({})",
+                    t.applied_changes,
+                    t.applied_lsn.as_deref().unwrap_or("-"),
+                    t.applied_commit_time.as_deref().unwrap_or("no commit yet")
+                ),
+            );
+        }
+    }
+
     let t = &r.target;
     line(
         "target",
@@ -551,7 +714,7 @@ fn local_now_us() -> i64 {
 }
 
 /// Bytes, readably: `512 B`, `1.5 MiB (1572864 bytes)`. Pure.
-fn size(bytes: impl Into<i128>) -> String {
+pub fn size(bytes: impl Into<i128>) -> String {
     let bytes: i128 = bytes.into();
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if bytes.abs() < 1024 {
@@ -586,7 +749,7 @@ fn duration(ms: i64) -> String {
 }
 
 /// Microseconds since the Unix epoch as RFC 3339 in UTC. Pure.
-fn utc_text(micros: i64) -> String {
+pub fn utc_text(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
     let us = micros.rem_euclid(1_000_000);
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));

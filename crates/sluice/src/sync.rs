@@ -5,17 +5,24 @@
 //! SIGINT/SIGTERM stop capture (which appends what is complete and reports its final position)
 //! and the loader (between batches, never inside one).
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sluice_core::{ChangeLogReader, ChangeLogWriter, Destination, ErrorClass};
+use sluice_core::telemetry::Stats;
+use sluice_core::{
+    ChangeLogReader, ChangeLogWriter, Destination, ErrorClass, LastAppended, LogPosition, LogRecord,
+};
 use sluice_postgres::{Capture, CaptureControl, CaptureReport};
 use tokio_util::sync::CancellationToken;
 
 use crate::Failure;
 use crate::cli::Stage;
 use crate::loader::{self, LoaderControl, LoaderReport};
+use crate::monitor::{self, MonitorConfig};
 use crate::registry::{LogKind, TargetKind};
 use crate::settings::Settings;
+use crate::telemetry;
 
 /// First retry delay after a transient error.
 const RETRY_BASE: Duration = Duration::from_millis(500);
@@ -33,37 +40,48 @@ pub struct SyncReport {
     pub loader: LoaderReport,
 }
 
+/// How a sync run is driven and observed.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub stage: Stage,
+    /// Stop once everything committed at the source when sync started is loaded.
+    pub until_caught_up: bool,
+    /// Cancel to stop (between batches).
+    pub stop: CancellationToken,
+    /// Where the stages report their figures (shared with `/metrics`).
+    pub stats: Arc<Stats>,
+    /// Draw progress bars and a status line on stderr.
+    pub display: bool,
+}
+
+impl SyncOptions {
+    /// Both stages, no display, fresh figures.
+    pub fn new(until_caught_up: bool, stop: CancellationToken) -> SyncOptions {
+        SyncOptions {
+            stage: Stage::All,
+            until_caught_up,
+            stop,
+            stats: Arc::new(Stats::default()),
+            display: false,
+        }
+    }
+}
+
 /// Runs the pipeline until `stop` is cancelled (or, with `until_caught_up`, until everything
 /// committed at start is loaded).
-pub async fn run(
-    settings: Settings,
-    stage: Stage,
-    until_caught_up: bool,
-    stop: CancellationToken,
-) -> Result<SyncReport, Failure> {
-    let capture = Capture::new(settings.source.clone(), settings.capture.clone());
-    match (settings.log.clone(), settings.target.clone()) {
+pub async fn run(settings: Settings, options: SyncOptions) -> Result<SyncReport, Failure> {
+    match settings.target.clone() {
         #[cfg(feature = "duckdb")]
-        (LogKind::Local(options), TargetKind::DuckDb(target)) => {
+        TargetKind::DuckDb(target) => {
             let destination = sluice_duckdb::DuckDbDestination::new(target)
                 .map_err(|e| Failure::from_error("target", e))?;
-            let (writer, reader) = local_log(options, stage).await?;
-            let stages = Stages {
-                capture: writer.map(|w| (capture, w)),
-                load: (stage != Stage::Capture).then_some((reader, destination)),
-            };
-            pipeline(stages, &settings, until_caught_up, stop).await
+            run_stages(settings, destination, options).await
         }
         #[cfg(feature = "postgres")]
-        (LogKind::Local(options), TargetKind::Postgres(target)) => {
-            let (writer, reader) = local_log(options, stage).await?;
+        TargetKind::Postgres(target) => {
             let destination = sluice_postgres_target::PostgresDestination::new(target)
                 .map_err(|e| Failure::from_error("target", e))?;
-            let stages = Stages {
-                capture: writer.map(|w| (capture, w)),
-                load: (stage != Stage::Capture).then_some((reader, destination)),
-            };
-            pipeline(stages, &settings, until_caught_up, stop).await
+            run_stages(settings, destination, options).await
         }
     }
 }
@@ -77,14 +95,43 @@ pub async fn run_with_destination<D: Destination + 'static>(
     until_caught_up: bool,
     stop: CancellationToken,
 ) -> Result<SyncReport, Failure> {
+    run_stages(
+        settings,
+        destination,
+        SyncOptions::new(until_caught_up, stop),
+    )
+    .await
+}
+
+async fn run_stages<D: Destination + 'static>(
+    settings: Settings,
+    destination: D,
+    options: SyncOptions,
+) -> Result<SyncReport, Failure> {
     let capture = Capture::new(settings.source.clone(), settings.capture.clone());
-    let LogKind::Local(options) = settings.log.clone();
-    let (writer, reader) = local_log(options, Stage::All).await?;
+    let LogKind::Local(log_options) = settings.log.clone();
+    let dir = log_options.dir.clone();
+    let (writer, reader) = local_log(log_options, options.stage).await?;
+    let writer = writer.map(|inner| TrackedLog {
+        inner,
+        stats: options.stats.clone(),
+        budget: settings.wal.absorb_backlog,
+        checked: None,
+    });
     let stages = Stages {
         capture: writer.map(|w| (capture, w)),
-        load: Some((reader, destination)),
+        load: (options.stage != Stage::Capture).then_some((reader, destination)),
     };
-    pipeline(stages, &settings, until_caught_up, stop).await
+    let monitor = MonitorConfig {
+        source: settings.source.clone(),
+        slot: settings.capture.slot.clone(),
+        wal: settings.wal,
+        state_file: Some(dir.join(monitor::state_file_name(options.stage == Stage::Load))),
+        log_dir: Some(dir),
+        display: options.display,
+        captures: options.stage != Stage::Load,
+    };
+    pipeline(stages, &settings, monitor, options).await
 }
 
 /// The local change log: a writer unless another process captures (`--stage load`), and a
@@ -115,6 +162,47 @@ async fn local_log(
     }
 }
 
+/// How often the change log's size is compared with the backlog budget.
+const BACKLOG_CHECK: Duration = Duration::from_secs(1);
+
+/// The local change log's writer, reporting its end to the shared figures and, with a backlog
+/// budget (`[wal] absorb_backlog`), refusing appends while more than that waits on disk.
+struct TrackedLog {
+    inner: sluice_log_local::LocalLog,
+    stats: Arc<Stats>,
+    budget: u64,
+    checked: Option<Instant>,
+}
+
+impl ChangeLogWriter for TrackedLog {
+    type Error = sluice_log_local::LogError;
+
+    async fn append(&mut self, records: &[LogRecord]) -> Result<(), Self::Error> {
+        if self.budget > 0 && self.checked.is_none_or(|t| t.elapsed() >= BACKLOG_CHECK) {
+            // Asking at the end of the log reads file sizes only.
+            let end = LogPosition::single("0", self.inner.next_offset());
+            let on_disk = self.inner.stats(&end).await?.total_bytes;
+            if on_disk > self.budget {
+                return Err(sluice_log_local::LogError::BacklogFull {
+                    dir: self.inner.dir().to_path_buf(),
+                    bytes: on_disk,
+                    budget: self.budget,
+                });
+            }
+            self.checked = Some(Instant::now());
+        }
+        self.inner.append(records).await?;
+        self.stats
+            .log_next_offset
+            .store(self.inner.next_offset(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn last_appended(&self) -> Option<LastAppended> {
+        self.inner.last_appended()
+    }
+}
+
 /// The stages to run: capture with its log writer, the loader with its log reader and target.
 struct Stages<W, R, D> {
     capture: Option<(Capture, W)>,
@@ -124,28 +212,41 @@ struct Stages<W, R, D> {
 async fn pipeline<W, R, D>(
     stages: Stages<W, R, D>,
     settings: &Settings,
-    until_caught_up: bool,
-    stop: CancellationToken,
+    monitor: MonitorConfig,
+    options: SyncOptions,
 ) -> Result<SyncReport, Failure>
 where
     W: ChangeLogWriter + 'static,
     R: ChangeLogReader + 'static,
     D: Destination + 'static,
 {
+    let SyncOptions {
+        until_caught_up,
+        stop,
+        stats,
+        ..
+    } = options;
+    // With a backlog budget the stages wait out a target outage instead of giving up.
+    let unlimited = settings.wal.absorb_backlog > 0;
     let input_done = CancellationToken::new();
+    let monitor_stop = CancellationToken::new();
+    let monitor_task = tokio::spawn(monitor::run(monitor, stats.clone(), monitor_stop.clone()));
     let capture_control = CaptureControl {
         shutdown: stop.clone(),
         until_caught_up,
+        stats: stats.clone(),
     };
     let capture_task = stages.capture.map(|(capture, mut writer)| {
         let stop = stop.clone();
         let input_done = input_done.clone();
+        let stats = stats.clone();
         tokio::spawn(async move {
-            let mut retry = Retry::default();
+            let mut retry = Retry::new(unlimited);
             let result = loop {
                 match capture.run(&mut writer, &capture_control).await {
                     Ok(report) => break Ok(report),
                     Err(e) => {
+                        stats.source_up.store(false, Ordering::Relaxed);
                         let failure = Failure::from_error("source", e);
                         if !retry.wait(&failure, &stop).await {
                             break Err(failure);
@@ -153,6 +254,7 @@ where
                     }
                 }
             };
+            stats.source_up.store(false, Ordering::Relaxed);
             if result.is_err() {
                 stop.cancel();
             }
@@ -160,25 +262,33 @@ where
             result
         })
     });
-    if capture_task.is_none() && until_caught_up {
-        // Nothing appends in this process: load what the log holds now, then stop.
-        input_done.cancel();
+    if capture_task.is_none() {
+        // Another process captures: readiness follows the target alone.
+        stats.source_up.store(true, Ordering::Relaxed);
+        if until_caught_up {
+            // Nothing appends in this process: load what the log holds now, then stop.
+            input_done.cancel();
+        }
     }
     let loader_task = stages.load.map(|(mut reader, mut destination)| {
         let stop = stop.clone();
         let control = LoaderControl {
             shutdown: stop.clone(),
             input_done: input_done.clone(),
+            stats: stats.clone(),
         };
         let pipeline = settings.pipeline.clone();
         let limits = settings.limits;
         tokio::spawn(async move {
-            let mut retry = Retry::default();
+            let mut retry = Retry::new(unlimited);
             let result = loop {
                 match loader::run(&mut reader, &mut destination, &pipeline, limits, &control).await
                 {
                     Ok(report) => break Ok(report),
                     Err(failure) => {
+                        if failure.what == "target" {
+                            control.stats.target_up.store(false, Ordering::Relaxed);
+                        }
                         if !retry.wait(&failure, &stop).await {
                             break Err(failure);
                         }
@@ -191,40 +301,63 @@ where
             result
         })
     });
+    if loader_task.is_none() {
+        stats.target_up.store(true, Ordering::Relaxed);
+    }
     let mut report = SyncReport::default();
+    let mut outcome = Ok(());
     if let Some(task) = capture_task {
-        report.capture = task
-            .await
-            .map_err(|e| Failure::fatal("source", e.into()))??;
+        match task.await.map_err(|e| Failure::fatal("source", e.into())) {
+            Ok(Ok(r)) => report.capture = r,
+            Ok(Err(f)) | Err(f) => outcome = Err(f),
+        }
     }
     if let Some(task) = loader_task {
-        report.loader = task
-            .await
-            .map_err(|e| Failure::fatal("target", e.into()))??;
+        match task.await.map_err(|e| Failure::fatal("target", e.into())) {
+            Ok(Ok(r)) => report.loader = r,
+            Ok(Err(f)) | Err(f) => {
+                if outcome.is_ok() {
+                    outcome = Err(f);
+                }
+            }
+        }
     }
-    Ok(report)
+    // The state file's last word is written after both stages stopped.
+    monitor_stop.cancel();
+    let _ = monitor_task.await;
+    outcome.map(|()| report)
 }
 
 /// Retry bookkeeping of one stage.
-#[derive(Default)]
 struct Retry {
     attempts: u32,
     since: Option<Instant>,
+    /// Retry transient failures without a limit on attempts.
+    unlimited: bool,
 }
 
 impl Retry {
+    fn new(unlimited: bool) -> Retry {
+        Retry {
+            attempts: 0,
+            since: None,
+            unlimited,
+        }
+    }
+
     /// Waits before the next attempt; false when the failure should not be retried.
     async fn wait(&mut self, failure: &Failure, stop: &CancellationToken) -> bool {
+        telemetry::count_error(failure.what, failure.class);
         if self.since.is_some_and(|t| t.elapsed() > RETRY_RESET) {
             self.attempts = 0;
         }
         if failure.class != ErrorClass::Transient
-            || self.attempts >= RETRY_ATTEMPTS
+            || (self.attempts >= RETRY_ATTEMPTS && !self.unlimited)
             || stop.is_cancelled()
         {
             return false;
         }
-        self.attempts += 1;
+        self.attempts = self.attempts.saturating_add(1);
         let delay = backoff(self.attempts);
         tracing::warn!(
             error = %failure,

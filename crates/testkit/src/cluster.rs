@@ -376,12 +376,34 @@ impl PgCluster {
         Ok(())
     }
 
+    /// Stops the server at once (immediate shutdown, as a crash would), keeping its data;
+    /// [`PgCluster::resume`] starts it again on the same port.
+    pub fn halt(&mut self) {
+        self.stop_server();
+    }
+
+    /// Starts a server stopped by [`PgCluster::halt`] again, on the same port (so URLs handed
+    /// out before stay valid). Crash recovery runs first, as after a real crash.
+    pub fn resume(&mut self) -> Result<()> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        self.spawn_server_on(Some(self.port))
+    }
+
     fn spawn_server(&mut self) -> Result<()> {
+        self.spawn_server_on(None)
+    }
+
+    fn spawn_server_on(&mut self, fixed_port: Option<u16>) -> Result<()> {
         let data = self.data_dir();
         let pid_file = data.join("postmaster.pid");
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port()?;
+            let port = match fixed_port {
+                Some(p) => p,
+                None => free_port()?,
+            };
             let log = OpenOptions::new()
                 .create(true)
                 .append(true)
