@@ -23,7 +23,8 @@ build: setup ## Build the sluice binary (debug)
 release: setup ## Build the sluice binary (release): target/release/sluice
 	$(CARGO) build --release -p sluice
 
-demo: release ## Throwaway PostgreSQL with a retail schema -> sluice -> ./sluice-data/warehouse.duckdb
+demo: release ## Live dashboard: throwaway PostgreSQL with shop traffic -> sluice -> ./sluice-data/warehouse.duckdb
+	$(CARGO) build --release -p sluice-demo
 	$(CARGO) build --release -p sluice-tests --example show
 	tests/demo/demo.sh
 

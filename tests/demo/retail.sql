@@ -1,5 +1,6 @@
 -- A small retail schema for the demo: products, warehouses, opening stock, movements,
--- customers, orders with lines, and payments.
+-- customers, orders with lines, and payments. The opening stock was counted 15 minutes ago,
+-- so that an order uploaded up to 10 minutes late still moves stock after the count.
 SET client_min_messages = warning;
 
 CREATE TABLE products (
@@ -58,7 +59,8 @@ SELECT g, 'SKU-' || lpad(g::text, 5, '0'), 'Product ' || g, (5 + (g * 37) % 200)
        10 + g % 15, ARRAY[(ARRAY['garden', 'kitchen', 'tools', 'toys'])[1 + g % 4]]
 FROM generate_series(1, 200) g;
 INSERT INTO stock_snapshot
-SELECT p.id, w.id, 20 + (p.id * w.id * 7) % 80, now() FROM products p CROSS JOIN warehouses w;
+SELECT p.id, w.id, 20 + (p.id * w.id * 7) % 80, now() - interval '15 minutes'
+FROM products p CROSS JOIN warehouses w;
 INSERT INTO customers
 SELECT g, 'customer' || g || '@example.com', (ARRAY['DE', 'FR', 'NL', 'US'])[1 + g % 4],
        jsonb_build_object('tier', (ARRAY['basic', 'gold'])[1 + g % 2], 'since', 2015 + g % 10)

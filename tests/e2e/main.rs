@@ -2,6 +2,7 @@
 
 mod check;
 mod crash;
+mod demo;
 mod fidelity;
 mod idle;
 mod operations;
