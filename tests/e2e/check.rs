@@ -96,6 +96,18 @@ async fn bad_configuration_exits_2_naming_the_field() {
             "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\nslott = \"x\"\n",
             "source",
         ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[wal]\nabsorb_backlog = \"1MiB\"\n",
+            "wal.absorb_backlog",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[metrics]\nlisten = \"everywhere\"\n",
+            "metrics.listen",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[wal]\nwarn_retained = \"lots\"\n",
+            "wal",
+        ),
     ] {
         std::fs::write(&config, text).expect("write");
         let (code, out) = run(&["check"], &config);

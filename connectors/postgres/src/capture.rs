@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use sluice_core::telemetry::{OpCounts, Stats, op_label};
+use sluice_core::telemetry::{OpCounts, Stats, op_label, table_label};
 use sluice_core::{
     Change, ChangeLogWriter, Classify, Column, LastAppended, LogRecord, Lsn, Op, RelationSchema,
     TableId, Transaction, TxnKind, Value,
@@ -258,7 +258,7 @@ impl Capture {
                 rows_at,
                 commit_ts,
                 stats,
-                label: relation.table.to_string(),
+                label: table_label(&relation.table),
             };
             let rows =
                 snapshot::copy_table(&copier, relation, SNAPSHOT_CHUNK_BYTES, &mut sink).await?;
@@ -594,7 +594,7 @@ impl Streamer<'_> {
             .increment(self.pending.len() as u64);
         metrics::counter!("sluice_captured_bytes_total").increment(self.pending_bytes as u64);
         for (table, op, n) in self.counts.drain() {
-            metrics::counter!("sluice_changes_captured_total", "table" => table.to_string(), "op" => op_label(op))
+            metrics::counter!("sluice_changes_captured_total", "table" => table_label(&table), "op" => op_label(op))
                 .increment(n);
         }
         self.pending.clear();

@@ -226,6 +226,11 @@ fn op_index(op: Op) -> usize {
     }
 }
 
+/// The `table` label of a table in metrics and state: `schema.name`, unquoted.
+pub fn table_label(table: &TableId) -> String {
+    format!("{}.{}", table.schema, table.name)
+}
+
 /// The `op` label of an operation in metrics.
 pub fn op_label(op: Op) -> &'static str {
     match op {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sluice_core::telemetry::{OpCounts, Stats, op_label};
+use sluice_core::telemetry::{OpCounts, Stats, op_label, table_label};
 use sluice_core::{
     BatchBuilder, ChangeLogReader, Checkpoint, Destination, LogPosition, LogRecord, Lsn, TableId,
     TxnKind,
@@ -228,7 +228,7 @@ impl BatchFigures {
         metrics::histogram!("sluice_batch_bytes").record(bytes as f64);
         metrics::histogram!("sluice_batch_duration_seconds").record(elapsed.as_secs_f64());
         for (table, op, n) in self.counts.drain() {
-            metrics::counter!("sluice_changes_applied_total", "table" => table.to_string(), "op" => op_label(op))
+            metrics::counter!("sluice_changes_applied_total", "table" => table_label(&table), "op" => op_label(op))
                 .increment(n);
         }
         stats.applied(

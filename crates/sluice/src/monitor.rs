@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sluice_core::Lsn;
-use sluice_core::telemetry::{SnapshotState, Stats};
+use sluice_core::telemetry::{SnapshotState, Stats, table_label};
 use sluice_postgres::SourceConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -305,7 +305,7 @@ fn snapshot_state(
             .tables()
             .into_iter()
             .map(|t| TableState {
-                table: t.table.to_string(),
+                table: table_label(&t.table),
                 snapshot: match t.snapshot {
                     SnapshotState::None => "none",
                     SnapshotState::Pending => "pending",
@@ -379,7 +379,7 @@ impl Display {
             if t.snapshot == SnapshotState::None {
                 continue;
             }
-            let name = t.table.to_string();
+            let name = table_label(&t.table);
             let bar = match self.bars.iter().find(|(n, _)| *n == name) {
                 Some((_, b)) => b.clone(),
                 None => {

@@ -13,6 +13,10 @@ use sluice_postgres::{CaptureOptions, SourceConfig, TablePattern};
 use crate::loader::BatchLimits;
 use crate::registry::{self, LogKind, TargetKind};
 
+/// `[wal] absorb_backlog` is at least this many change-log segments: the change log's size on
+/// disk counts whole segments, and the one being written is never removed.
+const ABSORB_SEGMENTS: u64 = 4;
+
 /// Everything a command needs, resolved from the file and the environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -79,6 +83,18 @@ impl Settings {
             })
             .collect();
         let log = registry::log(&config.log)?;
+        let LogKind::Local(log_options) = &log;
+        let absorb = config.wal.absorb_backlog.0;
+        let least = log_options.segment_bytes.saturating_mul(ABSORB_SEGMENTS);
+        if absorb > 0 && absorb < least {
+            return Err(ConfigError::Invalid(vec![Problem::new(
+                "wal.absorb_backlog",
+                format!(
+                    "must be 0 (off) or at least {ABSORB_SEGMENTS} change-log segments ({least} bytes with log.segment_bytes = {}): the backlog is measured in whole segments on disk",
+                    log_options.segment_bytes
+                ),
+            )]));
+        }
         let target = registry::target(&config.target)?;
         Ok(Settings {
             pipeline: config.pipeline.clone(),

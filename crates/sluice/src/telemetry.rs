@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sluice_core::telemetry::{SnapshotState, Stats};
+use sluice_core::telemetry::{SnapshotState, Stats, table_label};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -325,7 +325,7 @@ pub fn refresh(stats: &Stats) {
     gauge("sluice_snapshot_tables_remaining", remaining as f64);
     for t in tables {
         if let Some(estimate) = t.snapshot_estimate {
-            metrics::gauge!("sluice_snapshot_estimated_rows", "table" => t.table.to_string())
+            metrics::gauge!("sluice_snapshot_estimated_rows", "table" => table_label(&t.table))
                 .set(estimate as f64);
         }
     }
