@@ -569,3 +569,45 @@ fn dashboards_alerts_and_readme_use_the_documented_metrics() {
         "the README's metric table and the exported list differ"
     );
 }
+
+/// `sluice init` on a terminal asks for the source, the tables and the data directory (with
+/// the flags' values as defaults), and writes what was answered.
+#[test]
+fn init_asks_on_a_terminal() {
+    let dir = tempfile_dir::Dir::new();
+    let config = dir.path().join("asked.toml");
+    // `script` gives the command a pseudo-terminal; the answers are typed into it.
+    let mut child = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} init -c {}",
+            sluice_bin().display(),
+            config.display()
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for answer in ["postgres://me@db:5432/shop", "public.orders, sales.*", ""] {
+        std::thread::sleep(Duration::from_millis(700));
+        write!(stdin, "{answer}\r").expect("type");
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    drop(stdin);
+    let out = child.wait_with_output().expect("init");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("Source PostgreSQL URL"), "{shown}");
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}: {shown}"));
+    assert!(
+        text.contains("url = \"postgres://me@db:5432/shop\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("tables = [\"public.orders\", \"sales.*\"]"),
+        "{text}"
+    );
+    // An empty answer takes the default.
+    assert!(text.contains("path = \"./sluice-data/log\""), "{text}");
+}

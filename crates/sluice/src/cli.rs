@@ -114,7 +114,7 @@ pub enum ViewsCommand {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct InitArgs {
     /// Where to write the file.
     #[arg(short, long, default_value = "sluice.toml")]
@@ -131,4 +131,7 @@ pub struct InitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+    /// Do not ask on a terminal: take the flags (and their defaults) as given.
+    #[arg(long)]
+    pub no_input: bool,
 }

@@ -51,6 +51,19 @@ deletes = "soft"
 flush_interval_ms = 1000
 max_batch_bytes = "64MiB"
 max_batch_rows = 500000
+
+[wal]
+# Warn (log, metric, sluice status) when the slot retains more WAL than this on the source.
+warn_retained = "1GiB"
+check_interval_ms = 10000
+# "0": after about ten minutes of failing to reach the target the sync stops, and the slot
+# retains WAL from then on. A size such as "20GiB": ride out target outages in the change log
+# (the slot keeps advancing) until it holds that much; needs a durable disk for the log.
+absorb_backlog = "0"
+
+[metrics]
+# Serve /metrics, /healthz and /readyz here (or pass --metrics-listen to sluice sync).
+# listen = "127.0.0.1:9187"
 "#,
         url = toml_string(&args.source_url),
         log = toml_string(&format!("{data}/log")),
@@ -62,8 +75,46 @@ fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
-/// Writes the file, refusing to overwrite unless `--force`.
+/// Asks for the answers on a terminal, offering the flags' values as defaults.
+fn ask(args: &InitArgs) -> anyhow::Result<InitArgs> {
+    use dialoguer::Input;
+    let source_url: String = Input::new()
+        .with_prompt("Source PostgreSQL URL (a password is better written as ${PGPASSWORD})")
+        .default(args.source_url.clone())
+        .interact_text()?;
+    let tables: String = Input::new()
+        .with_prompt("Tables to capture (schema.table or schema.*, comma-separated)")
+        .default(args.tables.join(","))
+        .validate_with(|text: &String| -> Result<(), String> {
+            text.split(',')
+                .map(str::trim)
+                .try_for_each(|t| sluice_config::parse_table_pattern(t).map(|_| ()))
+        })
+        .interact_text()?;
+    let data_dir: String = Input::new()
+        .with_prompt("Directory for the change log and the DuckDB warehouse")
+        .default(args.data_dir.display().to_string())
+        .interact_text()?;
+    Ok(InitArgs {
+        source_url,
+        tables: tables.split(',').map(|t| t.trim().to_owned()).collect(),
+        data_dir: data_dir.into(),
+        ..args.clone()
+    })
+}
+
+/// Writes the file, refusing to overwrite unless `--force`. On a terminal (unless
+/// `--no-input`) the answers are asked for first.
 pub fn run(args: &InitArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let asked;
+    let args =
+        if !args.no_input && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            asked = ask(args)?;
+            &asked
+        } else {
+            args
+        };
     let text = render(args);
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
@@ -101,9 +152,13 @@ mod tests {
             tables: vec!["public.orders".into(), "sales.*".into()],
             data_dir: "/tmp/d \"q\"".into(),
             force: false,
+            no_input: true,
         };
         let vars: BTreeMap<String, String> = [("PGPASSWORD".to_owned(), "pw".to_owned())].into();
         let config = sluice_config::Config::from_toml(&render(&args), &vars).expect("parses");
+        config.validate().expect("valid");
+        assert_eq!(config.wal.absorb_backlog.0, 0);
+        assert_eq!(config.metrics.listen, None);
         config.validate().expect("valid");
         assert_eq!(config.source.tables, vec!["public.orders", "sales.*"]);
         assert_eq!(
