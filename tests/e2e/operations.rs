@@ -175,7 +175,11 @@ async fn metrics_health_status_and_sigterm_while_syncing() {
     )
     .await
     .expect("schema");
-    let pipeline = Pipeline::new(&db, &["public.t"], "[wal]\ncheck_interval_ms = 300\n");
+    let pipeline = Pipeline::new(
+        &db,
+        &["public.t"],
+        "[wal]\ncheck_interval_ms = 300\nwarn_retained = \"1KiB\"\n",
+    );
     let port = free_port();
     let log = pipeline.dir.path().join("sync.log");
     let mut child = spawn(
@@ -286,6 +290,20 @@ async fn metrics_health_status_and_sigterm_while_syncing() {
     );
     assert!(
         status["sync"][0]["wal"]["retained_wal_bytes"].is_number(),
+        "{status}"
+    );
+    // The slot holds more than the 1 KiB warning threshold: status and the log say so.
+    assert_eq!(status["slot"]["over_warning"], true, "{status}");
+    assert_eq!(sync["wal"]["over_warning"], true, "{status}");
+    assert!(
+        log_text(&log).contains("retains more WAL than [wal] warn_retained"),
+        "{}",
+        log_text(&log)
+    );
+    assert!(
+        sync["tables"][0]["freshness_lag_ms"]
+            .as_i64()
+            .is_some_and(|ms| ms >= 0),
         "{status}"
     );
 

@@ -84,8 +84,14 @@ pub struct TableState {
     pub snapshot_estimated_rows: Option<u64>,
     pub applied_changes: u64,
     pub applied_lsn: Option<String>,
-    /// RFC 3339 UTC of the last applied commit that touched the table.
+    /// RFC 3339 UTC of the last applied commit that touched the table, and the same as Unix
+    /// microseconds.
     pub applied_commit_time: Option<String>,
+    pub applied_commit_ts_us: Option<i64>,
+    /// How far the table's loaded data is behind: filled in by `sluice status` (the source's
+    /// clock minus the last applied commit time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness_lag_ms: Option<i64>,
 }
 
 /// What the monitor needs.
@@ -319,6 +325,8 @@ fn snapshot_state(
                 applied_lsn: (t.applied_lsn > Lsn::ZERO).then(|| t.applied_lsn.to_string()),
                 applied_commit_time: (t.applied_commit_ts != 0)
                     .then(|| utc_text(t.applied_commit_ts)),
+                applied_commit_ts_us: (t.applied_commit_ts != 0).then_some(t.applied_commit_ts),
+                freshness_lag_ms: None,
             })
             .collect(),
     }

@@ -156,7 +156,7 @@ struct SourceState {
 
 /// Prints the status; returns whether the source could be reached.
 pub async fn run(settings: &Settings, json: bool) -> bool {
-    let sync = read_sync_states(&settings.log);
+    let mut sync = read_sync_states(&settings.log);
     let live_capture = sync.iter().find(|p| p.running && p.role == CAPTURE_ROLE);
     let mut source = read_source(settings).await;
     if let Ok(state) = source.as_mut() {
@@ -183,6 +183,13 @@ pub async fn run(settings: &Settings, json: bool) -> bool {
         Ok(s) => s.now_us,
         Err(_) => local_now_us(),
     };
+    for process in &mut sync {
+        for t in &mut process.state.tables {
+            t.freshness_lag_ms = t
+                .applied_commit_ts_us
+                .map(|ts| now_us.saturating_sub(ts) / 1000);
+        }
+    }
     let target = TargetReport {
         checkpoint: checkpoint.map(|c| checkpoint_report(&c, now_us)),
         ..target
@@ -663,10 +670,13 @@ fn print_human(r: &Report, dbname: &str) {
             line(
                 &format!("  {}", t.table),
                 &format!(
-                    "{snapshot}{} changes applied, at {} ({})",
+                    "{snapshot}{} changes applied, at {} ({}{})",
                     t.applied_changes,
                     t.applied_lsn.as_deref().unwrap_or("-"),
-                    t.applied_commit_time.as_deref().unwrap_or("no commit yet")
+                    t.applied_commit_time.as_deref().unwrap_or("no commit yet"),
+                    t.freshness_lag_ms
+                        .map(|ms| format!(", {} behind", duration(ms)))
+                        .unwrap_or_default()
                 ),
             );
         }
