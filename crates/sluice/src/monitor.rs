@@ -380,7 +380,7 @@ impl Display {
 
     fn draw(&mut self, stats: &Stats, state: &SyncState, stopped: bool) {
         let bar_style = ProgressStyle::with_template(
-            "{prefix:>32} {bar:30} {pos:>10}/{len:10} rows {per_sec:>12} eta {eta}",
+            "{prefix:>28} {bar:30} {human_pos:>11}/{human_len:11} rows  {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         for t in stats.tables() {
@@ -403,9 +403,32 @@ impl Display {
             // The estimate may be stale: never show more rows than the bar's length.
             bar.set_length(t.snapshot_estimate.unwrap_or(0).max(t.snapshot_rows));
             bar.set_position(t.snapshot_rows);
-            if matches!(t.snapshot, SnapshotState::Done { .. }) && !bar.is_finished() {
-                bar.set_length(t.snapshot_rows);
-                bar.finish();
+            match t.snapshot {
+                SnapshotState::Copying { started } => {
+                    let secs = started.elapsed().as_secs_f64();
+                    let rate = if secs > 0.0 {
+                        t.snapshot_rows as f64 / secs
+                    } else {
+                        0.0
+                    };
+                    let left = t
+                        .snapshot_estimate
+                        .unwrap_or(0)
+                        .saturating_sub(t.snapshot_rows);
+                    let eta = if rate > 0.0 && left > 0 {
+                        format!(", about {}s left", (left as f64 / rate).ceil())
+                    } else {
+                        String::new()
+                    };
+                    bar.set_message(format!("{:.0} rows/s{eta}", rate));
+                }
+                SnapshotState::Done { rows_per_sec } if !bar.is_finished() => {
+                    bar.set_length(t.snapshot_rows);
+                    bar.set_message(format!("{rows_per_sec} rows/s, done"));
+                    bar.finish();
+                }
+                SnapshotState::Pending => bar.set_message("waiting"),
+                _ => {}
             }
         }
         let status = self.status.get_or_insert_with(|| {
