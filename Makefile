@@ -46,11 +46,14 @@ bench-full: release ## The benchmark at full size (a few minutes), written to te
 	WL_ROWS=1500000 WL_CDC=650000 WL_TXN=1000 BENCH_OUT=tests/bench/results/full.md \
 	  SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/bench/run.sh
 
-fuzz: ## Run the fuzz targets for FUZZ_SECONDS each (default 60)
+fuzz: ## Run the four fuzz targets for FUZZ_SECONDS each (default 60)
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
 	cd crates/pgoutput && RUSTC_BOOTSTRAP=1 cargo fuzz run decode -- -max_total_time=$${FUZZ_SECONDS:-60}
 	cd connectors/log-local && RUSTC_BOOTSTRAP=1 cargo fuzz run segment -- -max_total_time=$${FUZZ_SECONDS:-60}
 	cd connectors/log-local && RUSTC_BOOTSTRAP=1 cargo fuzz run record -- -max_total_time=$${FUZZ_SECONDS:-60}
+	mkdir -p crates/config/fuzz/corpus/config
+	cd crates/config && RUSTC_BOOTSTRAP=1 cargo fuzz run config fuzz/corpus/config fuzz/seeds -- \
+	  -dict=fuzz/config.dict -max_total_time=$${FUZZ_SECONDS:-60}
 
 clean-demo: ## Remove ./sluice-data (the demo's database, change log and warehouse)
 	rm -rf sluice-data

@@ -179,9 +179,8 @@ impl Section {
     /// Deserializes the keys other than `kind` into a connector's config type, naming the
     /// section in errors.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        T::deserialize(toml::Value::Table(self.rest.clone())).map_err(|e| {
-            ConfigError::Invalid(vec![Problem::new(self.name, e.message().trim().to_owned())])
-        })
+        T::deserialize(toml::Value::Table(self.rest.clone()))
+            .map_err(|e| ConfigError::Invalid(vec![field_problem(self.name, &e)]))
     }
 }
 
@@ -472,10 +471,36 @@ fn parse_or_note<T: serde::de::DeserializeOwned>(
     match T::deserialize(toml::Value::Table(t)) {
         Ok(v) => Some(v),
         Err(e) => {
-            problems.push(Problem::new(name, e.message().trim().to_owned()));
+            problems.push(field_problem(name, &e));
             None
         }
     }
+}
+
+/// A deserialization error of section `section` as a problem naming the field it is about.
+/// `toml` records the keys it was inside when a value failed (its `Display` ends with
+/// ``in `key.path` ``, which `message()` leaves out); unknown and missing fields are named by
+/// serde's own message.
+fn field_problem(section: &str, e: &toml::de::Error) -> Problem {
+    let message = e.message().trim();
+    let shown = e.to_string();
+    let keys = shown
+        .strip_prefix(e.message())
+        .and_then(|rest| rest.trim().strip_prefix("in `"))
+        .and_then(|rest| rest.strip_suffix('`'))
+        .filter(|keys| !keys.is_empty())
+        .or_else(|| backquoted_after(message, "unknown field `"))
+        .or_else(|| backquoted_after(message, "missing field `"));
+    match keys {
+        Some(keys) => Problem::new(format!("{section}.{keys}"), message),
+        None => Problem::new(section, message),
+    }
+}
+
+/// The text between `prefix` (which ends with a backquote) and the next backquote.
+fn backquoted_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.find('`').map(|end| &rest[..end]).filter(|k| !k.is_empty())
 }
 
 #[cfg(test)]

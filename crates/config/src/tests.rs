@@ -99,7 +99,7 @@ fn unknown_keys_and_sections_are_named() {
     let text = DESIGN_EXAMPLE.replace("slot = \"sluice\"", "slott = \"sluice\"") + "\n[extra]\n";
     let err = Config::from_toml(&text, &vars(&[("PGPASSWORD", "x")])).expect_err("unknown");
     let p = paths(err);
-    assert!(p.contains(&"source".to_owned()), "{p:?}");
+    assert!(p.contains(&"source.slott".to_owned()), "{p:?}");
     assert!(p.contains(&"extra".to_owned()), "{p:?}");
 }
 
@@ -115,7 +115,7 @@ fn negative_and_bad_sizes_are_refused() {
     for bad in ["-5", "\"12 parsecs\"", "\"abc\""] {
         let text = DESIGN_EXAMPLE.replace("\"64MiB\"", bad);
         let err = Config::from_toml(&text, &vars(&[("PGPASSWORD", "x")])).expect_err(bad);
-        assert_eq!(paths(err), vec!["load".to_owned()], "{bad}");
+        assert_eq!(paths(err), vec!["load.max_batch_bytes".to_owned()], "{bad}");
     }
 }
 
@@ -233,5 +233,74 @@ fn bad_metrics_address_and_wal_interval_name_their_fields() {
     );
     let err = Config::from_toml(&format!("{MINIMAL}\n[wal]\nbudget = 1\n"), &vars(&[]))
         .expect_err("unknown key");
-    assert_eq!(paths(err), vec!["wal".to_owned()]);
+    assert_eq!(paths(err), vec!["wal.budget".to_owned()]);
+}
+
+#[test]
+fn wrong_types_and_missing_keys_name_the_field() {
+    for (text, path, says) in [
+        (
+            "[source]\nurl = \"postgres://h/db\"\ntables = \"public.t\"\n",
+            "source.tables",
+            "expected a sequence",
+        ),
+        (
+            "[source]\nurl = 5\ntables = [\"public.t\"]\n",
+            "source.url",
+            "invalid type",
+        ),
+        (
+            "[source]\ntables = [\"public.t\"]\n",
+            "source.url",
+            "missing field",
+        ),
+        (
+            &format!("{MINIMAL}[load]\nflush_interval_ms = \"fast\"\n"),
+            "load.flush_interval_ms",
+            "expected u64",
+        ),
+        (
+            &format!("{MINIMAL}[load]\nmax_batch_rows = -5\n"),
+            "load.max_batch_rows",
+            "-5",
+        ),
+        (
+            &format!("{MINIMAL}[wal]\nabsorb_backlog = true\n"),
+            "wal.absorb_backlog",
+            "",
+        ),
+        (
+            &format!("{MINIMAL}[metrics]\nlisten = 9187\n"),
+            "metrics.listen",
+            "invalid type",
+        ),
+    ] {
+        let err = Config::from_toml(text, &vars(&[])).expect_err(text);
+        let problems = err.problems();
+        assert_eq!(problems.len(), 1, "{text}: {problems:?}");
+        assert_eq!(problems[0].path, path, "{text}");
+        assert!(problems[0].message.contains(says), "{text}: {problems:?}");
+    }
+}
+
+#[test]
+fn connector_sections_name_the_field() {
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Local {
+        path: String,
+        #[serde(default)]
+        segment_bytes: ByteSize,
+    }
+    for (text, path) in [
+        ("[log]\npath = \"x\"\nsegment_bytes = -1\n", "log.segment_bytes"),
+        ("[log]\npath = \"x\"\nsegmentbytes = 1\n", "log.segmentbytes"),
+        ("[log]\nsegment_bytes = 1\n", "log.path"),
+        ("[log]\npath = []\n", "log.path"),
+    ] {
+        let c = Config::from_toml(&format!("{MINIMAL}{text}"), &vars(&[])).expect("parses");
+        let err = c.log.parse::<Local>().expect_err(text);
+        assert_eq!(paths(err), vec![path.to_owned()], "{text}");
+    }
 }
