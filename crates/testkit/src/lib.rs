@@ -27,8 +27,10 @@ mod template;
 
 pub mod conformance;
 pub mod fixtures;
+pub mod proxy;
 
 pub use certificate::{CertificateAuthority, ServerCertificate};
 pub use cluster::{AuthMethod, PgCluster, PgClusterBuilder};
 pub use database::{TestDatabase, percent_encode};
 pub use error::{Error, Result};
+pub use proxy::FaultProxy;
