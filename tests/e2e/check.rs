@@ -82,7 +82,7 @@ async fn bad_configuration_exits_2_naming_the_field() {
         ),
         (
             "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[load]\nmax_batch_bytes = -1\n",
-            "load",
+            "load.max_batch_bytes",
         ),
         (
             "[source]\nurl = \"postgres://u:${NOPE_UNSET}@h/db\"\ntables = [\"public.t\"]\n",
@@ -94,7 +94,7 @@ async fn bad_configuration_exits_2_naming_the_field() {
         ),
         (
             "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\nslott = \"x\"\n",
-            "source",
+            "source.slott",
         ),
         (
             "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[wal]\nabsorb_backlog = \"1MiB\"\n",
@@ -106,7 +106,87 @@ async fn bad_configuration_exits_2_naming_the_field() {
         ),
         (
             "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[wal]\nwarn_retained = \"lots\"\n",
-            "wal",
+            "wal.warn_retained",
+        ),
+        // Wrong types name the key, not only the section.
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = \"public.t\"\n",
+            "source.tables",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[load]\nflush_interval_ms = \"fast\"\n",
+            "load.flush_interval_ms",
+        ),
+        (
+            "pipeline = 5\n[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n",
+            "pipeline",
+        ),
+        (
+            "load = 5\n[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n",
+            "load",
+        ),
+        // Missing sections and keys.
+        ("[log]\nkind = \"local\"\npath = \"log\"\n", "source"),
+        ("[source]\ntables = [\"public.t\"]\n", "source.url"),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = []\n",
+            "source.tables",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[target]\nkind = \"postgres\"\n",
+            "target.url",
+        ),
+        // Bad URLs.
+        (
+            "[source]\nurl = \"http://u@h/db\"\ntables = [\"public.t\"]\n",
+            "source.url",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h:notaport/db\"\ntables = [\"public.t\"]\n",
+            "source.url",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db?sslmode=maybe\"\ntables = [\"public.t\"]\n",
+            "source.url",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[target]\nkind = \"postgres\"\nurl = \"mysql://u@h/db\"\n",
+            "target.url",
+        ),
+        // Unknown kinds and keys of a connector section.
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[log]\nkind = \"kafka\"\n",
+            "log.kind",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[target]\nfile = \"w.duckdb\"\n",
+            "target.file",
+        ),
+        // Negative and too small sizes.
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[load]\nmax_batch_rows = -5\n",
+            "load.max_batch_rows",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[log]\nsegment_bytes = -1\n",
+            "log.segment_bytes",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[log]\nsegment_bytes = 64\n",
+            "log.segment_bytes",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[load]\nmax_batch_bytes = \"100kB\"\n",
+            "load.max_batch_bytes",
+        ),
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\nslot = \"Bad-Slot\"\n",
+            "source.slot",
+        ),
+        // Not TOML at all: the line is named.
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"\n",
+            "line 4",
         ),
     ] {
         std::fs::write(&config, text).expect("write");
@@ -120,6 +200,41 @@ async fn bad_configuration_exits_2_naming_the_field() {
     let (code, out) = run(&["sync"], &dir.path().join("missing.toml"));
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("sluice init"), "{out}");
+
+    // An environment override is checked like the file.
+    std::fs::write(
+        &config,
+        "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n",
+    )
+    .expect("write");
+    let out = Command::new(sluice_bin())
+        .args(["check", "-c"])
+        .arg(&config)
+        .env("SLUICE__LOAD__FLUSH_INTERVAL_MS", "soon")
+        .output()
+        .expect("run sluice");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("load.flush_interval_ms:"), "{text}");
+
+    // Files that cannot be read as configuration (the tests run as root, which reads any
+    // file whatever its mode): a directory, and bytes that are not UTF-8.
+    let not_utf8 = dir.path().join("latin1.toml");
+    std::fs::write(
+        &not_utf8,
+        b"[source]\nurl = \"postgres://u@h/caf\xe9\"\ntables = [\"public.t\"]\n",
+    )
+    .expect("write");
+    for path in [dir.path().to_path_buf(), not_utf8] {
+        for command in ["check", "sync", "status", "verify"] {
+            let (code, out) = run(&[command], &path);
+            assert_eq!(code, 2, "{command} {}: {out}", path.display());
+            assert!(
+                out.contains(&format!("\"{}\"", path.display())),
+                "{command}: the file is named: {out}"
+            );
+        }
+    }
 }
 
 /// Passwords in the source and target URLs never reach the output of any command.

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `sluice` binary, a real PostgreSQL, a real DuckDB file.
 
+mod bad_input;
 mod check;
 mod crash;
 mod demo;

@@ -7,10 +7,10 @@
 //!   on a watch channel; the reader stops there and wakes up as soon as it moves. Everything
 //!   before that end was fsynced, so a damaged or missing record there is corruption.
 //! - **Another process** ([`LogReader::open`]): the reader polls every [`POLL_INTERVAL`]. An
-//!   incomplete record at the end of the last segment is an append in progress and is read
-//!   again later; a damaged record there with nothing valid after it is a torn tail the writer
-//!   will cut when it reopens. A damaged record in a finished segment, or one followed by a
-//!   valid record, is corruption.
+//!   incomplete or damaged record at the end of the last segment with nothing valid after it
+//!   is an append in progress (read again later) or a torn tail the writer will cut when it
+//!   reopens. A damaged or incomplete record in a finished segment, or one followed by a valid
+//!   record (whatever its length field claims), is corruption.
 //!
 //! File work runs on the blocking pool, on a cursor behind a mutex. Records the blocking task
 //! has read are parked in the cursor before the async side takes them, so dropping a `read`
@@ -552,19 +552,21 @@ impl Cursor {
                 }
                 return Err(corrupt(format!("{reason} in a finished segment")));
             }
-            if matches!(step, Step::Bad(_)) {
-                let mut rest = Vec::new();
-                seg.reader
-                    .read_to_end(&mut rest)
-                    .map_err(seg.io("read change log segment"))?;
-                let found = find_valid_frame(&rest, 1, next);
-                seg.rewind()?;
-                if let Some(q) = found {
-                    return Err(corrupt(format!(
-                        "{reason}, and a valid record follows at byte {}",
-                        seg.pos + q as u64
-                    )));
-                }
+            // A reader sees an append in progress as a prefix of its bytes, so a valid record
+            // after the damage means it is not one: a flipped checksum or payload byte, or a
+            // length that claims to run past the end of the file (which looks like a record
+            // still being written) where the next record in fact starts.
+            let mut rest = Vec::new();
+            seg.reader
+                .read_to_end(&mut rest)
+                .map_err(seg.io("read change log segment"))?;
+            let found = find_valid_frame(&rest, 1, next);
+            seg.rewind()?;
+            if let Some(q) = found {
+                return Err(corrupt(format!(
+                    "{reason}, and a valid record follows at byte {}",
+                    seg.pos + q as u64
+                )));
             }
             // An append in progress, or a torn tail the writer cuts when it reopens.
             return Ok(None);

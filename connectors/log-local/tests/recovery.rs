@@ -116,6 +116,23 @@ async fn flipped_byte_in_a_record_before_the_last_is_corruption() {
             bytes,
             "nothing was cut"
         );
+        // A reader in another process reaches the same verdict: a length that runs past the
+        // end of the file is no append in progress when a valid record follows it.
+        let mut other = LogReader::open(tmp.path()).await.expect("opens");
+        let err = loop {
+            match other.read(1, std::time::Duration::ZERO).await {
+                Ok(got) => assert!(!got.is_empty(), "flip at {at}: stopped before the damage"),
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            err.to_string().starts_with(&format!(
+                "corrupt change log segment \"{}\" at byte {}: ",
+                seg.display(),
+                starts[2]
+            )),
+            "flip at {at}: {err}"
+        );
     }
 }
 

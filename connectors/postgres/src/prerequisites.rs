@@ -73,7 +73,8 @@ pub async fn check(source: &SourceConfig, options: &CaptureOptions) -> Vec<Findi
             "SELECT current_setting('wal_level'), current_setting('server_version_num')::int, \
                     current_setting('max_replication_slots')::int, \
                     (SELECT count(*)::int FROM pg_replication_slots), \
-                    r.rolreplication, r.rolsuper, current_user::text \
+                    r.rolreplication, r.rolsuper, current_user::text, \
+                    current_setting('server_encoding') \
              FROM pg_roles r WHERE r.rolname = current_user",
             &[],
         )
@@ -87,6 +88,7 @@ pub async fn check(source: &SourceConfig, options: &CaptureOptions) -> Vec<Findi
             let replication: bool = row.get(4);
             let superuser: bool = row.get(5);
             let user: String = row.get(6);
+            let encoding: String = row.get(7);
             out.push(if wal_level == "logical" {
                 Finding::new(Level::Ok, "wal_level", "logical", None)
             } else {
@@ -97,14 +99,16 @@ pub async fn check(source: &SourceConfig, options: &CaptureOptions) -> Vec<Findi
                     Some("Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL."),
                 )
             });
-            out.push(if version >= 100_000 {
-                Finding::new(Level::Ok, "server version", format!("{version}"), None)
+            out.push(server_version(version));
+            // Capture refuses any other encoding: say so here rather than at the first sync.
+            out.push(if encoding == "UTF8" {
+                Finding::new(Level::Ok, "server encoding", "UTF8", None)
             } else {
                 Finding::new(
                     Level::Error,
-                    "server version",
-                    format!("{version} is older than PostgreSQL 10"),
-                    Some("Upgrade the source to PostgreSQL 10 or later."),
+                    "server encoding",
+                    format!("server_encoding is \"{encoding}\", Sluice needs UTF8"),
+                    Some("Capture from a database created with ENCODING 'UTF8'."),
                 )
             });
             out.push(if replication || superuser {
@@ -248,6 +252,36 @@ pub async fn check(source: &SourceConfig, options: &CaptureOptions) -> Vec<Findi
     out
 }
 
+/// Oldest `server_version_num` capture works with: `pgoutput` and logical replication of
+/// tables arrived in PostgreSQL 10.
+const MIN_SERVER_VERSION_NUM: i32 = 100_000;
+
+/// The finding on the server's `server_version_num`.
+fn server_version(version_num: i32) -> Finding {
+    let name = version_name(version_num);
+    if version_num >= MIN_SERVER_VERSION_NUM {
+        Finding::new(Level::Ok, "server version", name, None)
+    } else {
+        Finding::new(
+            Level::Error,
+            "server version",
+            format!(
+                "{name} (server_version_num {version_num}) is not supported: logical replication with pgoutput needs PostgreSQL 10 or later"
+            ),
+            Some("Upgrade the source to PostgreSQL 10 or later (Sluice is tested on 15)."),
+        )
+    }
+}
+
+/// `server_version_num` as PostgreSQL names the release: `150004` is 15.4, `90624` is 9.6.24.
+fn version_name(n: i32) -> String {
+    if n >= MIN_SERVER_VERSION_NUM {
+        format!("PostgreSQL {}.{}", n / 10_000, n % 10_000)
+    } else {
+        format!("PostgreSQL {}.{}.{}", n / 10_000, n / 100 % 100, n % 100)
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -257,4 +291,31 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_versions_before_10_are_refused_by_name() {
+        for (num, level, text) in [
+            (150_004, Level::Ok, "PostgreSQL 15.4"),
+            (100_000, Level::Ok, "PostgreSQL 10.0"),
+            (170_000, Level::Ok, "PostgreSQL 17.0"),
+            (
+                90_624,
+                Level::Error,
+                "PostgreSQL 9.6.24 (server_version_num 90624) is not supported",
+            ),
+            (90_400, Level::Error, "PostgreSQL 9.4.0"),
+            (0, Level::Error, "is not supported"),
+        ] {
+            let f = server_version(num);
+            assert_eq!(f.level, level, "{num}");
+            assert_eq!(f.subject, "server version");
+            assert!(f.message.contains(text), "{num}: {}", f.message);
+            assert_eq!(f.hint.is_some(), level == Level::Error, "{num}");
+        }
+    }
 }

@@ -500,7 +500,9 @@ fn field_problem(section: &str, e: &toml::de::Error) -> Problem {
 /// The text between `prefix` (which ends with a backquote) and the next backquote.
 fn backquoted_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
     let rest = message.strip_prefix(prefix)?;
-    rest.find('`').map(|end| &rest[..end]).filter(|k| !k.is_empty())
+    rest.find('`')
+        .map(|end| &rest[..end])
+        .filter(|k| !k.is_empty())
 }
 
 #[cfg(test)]

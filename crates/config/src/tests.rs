@@ -294,8 +294,14 @@ fn connector_sections_name_the_field() {
         segment_bytes: ByteSize,
     }
     for (text, path) in [
-        ("[log]\npath = \"x\"\nsegment_bytes = -1\n", "log.segment_bytes"),
-        ("[log]\npath = \"x\"\nsegmentbytes = 1\n", "log.segmentbytes"),
+        (
+            "[log]\npath = \"x\"\nsegment_bytes = -1\n",
+            "log.segment_bytes",
+        ),
+        (
+            "[log]\npath = \"x\"\nsegmentbytes = 1\n",
+            "log.segmentbytes",
+        ),
         ("[log]\nsegment_bytes = 1\n", "log.path"),
         ("[log]\npath = []\n", "log.path"),
     ] {
