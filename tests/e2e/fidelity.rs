@@ -573,3 +573,34 @@ async fn unsafe_type_change_stops_with_a_clear_error() {
     assert_same(&db, &wh, "t", &[("id", Kind::Plain), ("d", Kind::Plain)]).await;
     assert_same(&db, &wh, "other", PK).await;
 }
+
+/// `sluice check` lists the columns the target keeps as exact text (DuckDB: unconstrained
+/// numeric, types without a DuckDB counterpart), and only those.
+#[tokio::test]
+async fn check_lists_the_columns_kept_as_text() {
+    let db = fresh("CREATE TABLE m (id int PRIMARY KEY, amount numeric, price numeric(10,2), addr inet, tags inet[], cash money)").await;
+    let pipeline = Pipeline::new(&db, &["public.m"], "");
+    let out = Command::new(sluice_bin())
+        .args(["check", "--json", "-c"])
+        .arg(&pipeline.config)
+        .output()
+        .expect("run check");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("check JSON");
+    let finding = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["subject"] == "type mapping")
+        .unwrap_or_else(|| panic!("no type mapping finding: {report}"));
+    let message = finding["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("4 columns kept as exact PostgreSQL text"),
+        "{message}"
+    );
+    for kept in ["m\".amount", "m\".addr", "m\".tags", "m\".cash"] {
+        assert!(message.contains(kept), "{kept} missing: {message}");
+    }
+    for native in ["m\".id", "m\".price"] {
+        assert!(!message.contains(native), "{native} listed: {message}");
+    }
+}

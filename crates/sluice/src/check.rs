@@ -19,6 +19,9 @@ struct Report<'a> {
 pub async fn run(settings: &Settings, json: bool) -> bool {
     let mut findings =
         sluice_postgres::check_prerequisites(&settings.source, &settings.capture).await;
+    if let Some(f) = check_type_mapping(settings).await {
+        findings.push(f);
+    }
     findings.push(check_log(&settings.log).await);
     findings.push(check_target(&settings.target, &settings.pipeline).await);
     let ok = findings.iter().all(|f| f.level != Level::Error);
@@ -58,6 +61,50 @@ pub async fn run(settings: &Settings, json: bool) -> bool {
         );
     }
     ok
+}
+
+/// Lists the captured columns the target keeps as exact text instead of a native type; `None`
+/// when the tables cannot be read (the prerequisite findings say why).
+async fn check_type_mapping(settings: &Settings) -> Option<Finding> {
+    use sluice_sql::SqlDialect;
+    let client = sluice_postgres::connect(&settings.source).await.ok()?;
+    let tables = sluice_postgres::resolve_tables(&client, &settings.capture.tables)
+        .await
+        .ok()?;
+    let kept = |pg: &sluice_core::PgType| match &settings.target {
+        #[cfg(feature = "duckdb")]
+        TargetKind::DuckDb(_) => sluice_sql::DuckDb { json: true }.kept_as_text(pg),
+        #[cfg(feature = "postgres")]
+        TargetKind::Postgres(_) => sluice_sql::Postgres.kept_as_text(pg),
+    };
+    let mut columns = Vec::new();
+    for table in &tables {
+        let Ok(relation) = sluice_postgres::relation_schema(&client, table).await else {
+            continue;
+        };
+        for column in &relation.columns {
+            let pg = sluice_core::PgType::from_oid(column.type_oid, column.type_modifier);
+            if let Some(why) = kept(&pg) {
+                columns.push(format!("{}.{} ({why})", table, column.name));
+            }
+        }
+    }
+    let message = if columns.is_empty() {
+        "every captured column maps to a native target type".to_owned()
+    } else {
+        format!(
+            "{} column{} kept as exact PostgreSQL text (lossless; cast in queries): {}",
+            columns.len(),
+            if columns.len() == 1 { "" } else { "s" },
+            columns.join("; ")
+        )
+    };
+    Some(Finding {
+        level: Level::Ok,
+        subject: "type mapping".to_owned(),
+        message,
+        hint: None,
+    })
 }
 
 async fn check_log(log: &LogKind) -> Finding {

@@ -287,6 +287,25 @@ impl SqlDialect for DuckDb {
         }
     }
 
+    fn kept_as_text(&self, pg: &PgType) -> Option<&'static str> {
+        match pg {
+            PgType::Array(element) => self.kept_as_text(element),
+            PgType::Numeric {
+                precision: None, ..
+            } => Some("numeric without a precision: beyond DECIMAL(38), kept as exact text"),
+            PgType::Numeric { .. } if self.map_type(pg, 0) == DuckType::Varchar => {
+                Some("numeric precision above 38 or scale outside 0..precision: kept as exact text")
+            }
+            PgType::Json | PgType::Jsonb if !self.json => {
+                Some("json without DuckDB's json extension: kept as text")
+            }
+            PgType::Other(_) => {
+                Some("no DuckDB type holds it exactly: kept as its PostgreSQL text")
+            }
+            _ => None,
+        }
+    }
+
     fn array_depth(&self, ty: &DuckType) -> usize {
         ty.depth()
     }

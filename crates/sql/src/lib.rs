@@ -135,6 +135,13 @@ pub trait SqlDialect {
     /// array column gets where the target fixes it (DuckDB lists); others ignore it.
     fn map_type(&self, pg: &PgType, array_depth: usize) -> Self::Type;
 
+    /// Why a source column of type `pg` is stored as its exact PostgreSQL text instead of a
+    /// native type of this target (the documented lossless fallback), or `None` when it maps
+    /// to a native type. `sluice check` lists such columns.
+    fn kept_as_text(&self, _pg: &PgType) -> Option<&'static str> {
+        None
+    }
+
     /// The number of array dimensions of an existing column's type, passed back to
     /// [`SqlDialect::map_type`] when the column is compared with a new relation.
     fn array_depth(&self, _ty: &Self::Type) -> usize {

@@ -274,6 +274,16 @@ impl SqlDialect for Postgres {
         }
     }
 
+    fn kept_as_text(&self, pg: &PgType) -> Option<&'static str> {
+        match pg {
+            PgType::Array(element) => self.kept_as_text(element),
+            PgType::Other(_) if self.map_type(pg, 0) == PgTarget::Text => Some(
+                "a type the target may not have (an enum, range or extension type): kept as its text",
+            ),
+            _ => None,
+        }
+    }
+
     fn parse_type(&self, catalog: &str) -> Option<PgTarget> {
         PgTarget::parse(catalog)
     }

@@ -632,3 +632,38 @@ fn list_depth_from_rows() {
     let p = plan(&Postgres, "raw", &r, None, &[row]).expect("plan");
     assert_eq!(p.columns[1].ty.to_string(), "integer[]");
 }
+
+#[test]
+fn kept_as_text_names_the_duckdb_fallback_columns() {
+    let d = DuckDb { json: true };
+    let numeric = |precision, scale| PgType::Numeric { precision, scale };
+    assert!(d.kept_as_text(&PgType::Int8).is_none());
+    assert!(d.kept_as_text(&PgType::Text).is_none());
+    assert!(d.kept_as_text(&numeric(Some(10), Some(2))).is_none());
+    assert!(d.kept_as_text(&numeric(None, None)).is_some());
+    assert!(d.kept_as_text(&numeric(Some(50), Some(2))).is_some());
+    // inet (OID 869), alone and in an array.
+    assert!(d.kept_as_text(&PgType::Other(869)).is_some());
+    assert!(
+        d.kept_as_text(&PgType::Array(Box::new(PgType::Other(869))))
+            .is_some()
+    );
+    assert!(d.kept_as_text(&PgType::Jsonb).is_none());
+    assert!(
+        DuckDb { json: false }
+            .kept_as_text(&PgType::Jsonb)
+            .is_some()
+    );
+    // Every column kept as text maps to VARCHAR (or a list of it), and only those.
+    for pg in [
+        PgType::Int4,
+        numeric(None, None),
+        numeric(Some(12), Some(3)),
+        PgType::Other(869),
+        PgType::Uuid,
+        PgType::Interval,
+    ] {
+        let varchar = matches!(d.map_type(&pg, 0), DuckType::Varchar);
+        assert_eq!(d.kept_as_text(&pg).is_some(), varchar, "{pg:?}");
+    }
+}
