@@ -667,3 +667,84 @@ fn kept_as_text_names_the_duckdb_fallback_columns() {
         assert_eq!(d.kept_as_text(&pg).is_some(), varchar, "{pg:?}");
     }
 }
+
+/// The README's DuckDB type table says what the code does: every PostgreSQL type it names maps
+/// to the DuckDB type in its row.
+#[test]
+fn readme_duckdb_type_table_matches_map_type() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+    let table = readme
+        .split("| PostgreSQL | DuckDB | notes |")
+        .nth(1)
+        .expect("the README has the DuckDB type table");
+    // A name as the README writes it: (type OID, modifier, the DuckDB type's placeholders).
+    let source = |name: &str| -> Option<(u32, i32)> {
+        Some(match name {
+            "bool" => (16, -1),
+            "int2" => (21, -1),
+            "int4" => (23, -1),
+            "int8" => (20, -1),
+            "float4" => (700, -1),
+            "float8" => (701, -1),
+            // numeric(10,2): the README's (p,s).
+            "numeric(p,s)" => (1700, ((10 << 16) | 2) + 4),
+            "numeric" => (1700, -1),
+            "text" => (25, -1),
+            "varchar(n)" => (1043, 14),
+            "char(n)" => (1042, 7),
+            "name" => (19, -1),
+            "bytea" => (17, -1),
+            "uuid" => (2950, -1),
+            "json" => (114, -1),
+            "jsonb" => (3802, -1),
+            "date" => (1082, -1),
+            "time" => (1083, -1),
+            "timetz" => (1266, -1),
+            "timestamp" => (1114, -1),
+            "timestamptz" => (1184, -1),
+            "interval" => (1186, -1),
+            _ => return None,
+        })
+    };
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let d = DuckDb { json: true };
+    let mut checked = 0;
+    for line in table.lines().skip(2) {
+        if !line.starts_with('|') {
+            break;
+        }
+        let cells: Vec<&str> = line.split('|').collect();
+        let (pg, duck) = (ticked(cells[1]), ticked(cells[2]));
+        let names: Vec<&str> = pg
+            .iter()
+            .map(String::as_str)
+            .filter(|n| source(n).is_some())
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            let want = if duck.len() == names.len() {
+                &duck[i]
+            } else {
+                &duck[0]
+            };
+            let (oid, modifier) = source(name).expect("filtered");
+            let got = d
+                .map_type(&PgType::from_oid(oid, modifier), 0)
+                .to_string()
+                .replace("DECIMAL(10,2)", "DECIMAL(p,s)");
+            assert_eq!(&got, want, "README row {line}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} README types checked");
+    // The last row: anything else is VARCHAR (inet as the example).
+    assert_eq!(
+        d.map_type(&PgType::from_oid(869, -1), 0).to_string(),
+        "VARCHAR"
+    );
+}
