@@ -53,6 +53,11 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Longest gap between standby status updates; shortened to a third of the server's
 /// `wal_sender_timeout` when that is smaller.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// After a status interval without a message from the server, capture asks it for a reply
+/// (as PostgreSQL's own walreceiver does); when this many more intervals pass without one,
+/// the connection is taken for lost and capture reconnects. Without it a network partition
+/// would hold capture on a silent connection until TCP gives up, for many minutes or never.
+pub const REPLY_WAIT_INTERVALS: u32 = 2;
 
 /// What to capture.
 #[derive(Debug, Clone)]
@@ -471,9 +476,18 @@ impl Streamer<'_> {
         caught_up: Option<&CaughtUp>,
     ) -> Result<()> {
         let mut last_status = Instant::now();
+        // When the server was last heard from, and when it was asked for a sign of life since.
+        let mut last_heard = Instant::now();
+        let mut asked: Option<Instant> = None;
+        let reply_wait = status_interval * REPLY_WAIT_INTERVALS;
         let outcome = loop {
             let wait = if self.pending.is_empty() {
-                status_interval
+                // Wake up in time to ask a silent server for a reply, or to give up on it.
+                let due = match asked {
+                    None => last_heard + status_interval,
+                    Some(at) => at + reply_wait,
+                };
+                status_interval.min(due.saturating_duration_since(Instant::now()))
             } else {
                 GROUP_WAIT
             };
@@ -489,10 +503,29 @@ impl Streamer<'_> {
                     },
                 },
             };
+            if matches!(next, Next::Frame(_)) {
+                last_heard = Instant::now();
+                asked = None;
+            }
             match next {
                 Next::Shutdown => break Ok(()),
                 Next::End => break Err(Error::Closed),
-                Next::Quiet => self.flush(log).await?,
+                Next::Quiet => {
+                    self.flush(log).await?;
+                    match asked {
+                        Some(at) if at.elapsed() >= reply_wait => {
+                            break Err(Error::ReceiveTimeout {
+                                silent: last_heard.elapsed(),
+                            });
+                        }
+                        None if last_heard.elapsed() >= status_interval => {
+                            self.send_status(&mut stream, true).await?;
+                            last_status = Instant::now();
+                            asked = Some(last_status);
+                        }
+                        _ => {}
+                    }
+                }
                 Next::Frame(bytes) => match sluice_pgoutput::decode_frame(bytes)? {
                     Frame::XLogData(x) => {
                         self.server_end_seen(x.wal_end);
@@ -507,14 +540,14 @@ impl Streamer<'_> {
                         self.server_end_seen(k.wal_end);
                         self.flush(log).await?;
                         if k.reply_requested {
-                            self.send_status(&mut stream).await?;
+                            self.send_status(&mut stream, false).await?;
                             last_status = Instant::now();
                         }
                     }
                 },
             }
             if last_status.elapsed() >= status_interval || self.ack_position() > self.confirmed {
-                self.send_status(&mut stream).await?;
+                self.send_status(&mut stream, false).await?;
                 last_status = Instant::now();
             }
             let done = match caught_up {
@@ -531,7 +564,7 @@ impl Streamer<'_> {
         };
         if outcome.is_ok() {
             self.flush(log).await?;
-            self.send_status(&mut stream).await?;
+            self.send_status(&mut stream, false).await?;
             stream.finish().await?.close().await?;
         }
         self.report.confirmed = self.confirmed;
@@ -552,7 +585,13 @@ impl Streamer<'_> {
         position.max(self.confirmed)
     }
 
-    async fn send_status(&mut self, stream: &mut ReplicationStream) -> Result<()> {
+    /// Sends a standby status update; with `reply_requested` the server answers with a
+    /// keepalive at once.
+    async fn send_status(
+        &mut self,
+        stream: &mut ReplicationStream,
+        reply_requested: bool,
+    ) -> Result<()> {
         let position = self.ack_position();
         self.status_buf.clear();
         sluice_pgoutput::encode_status_update(
@@ -562,7 +601,7 @@ impl Streamer<'_> {
                 apply: position,
                 client_time: sluice_pgoutput::time::system_time_to_pg_micros(SystemTime::now())
                     .unwrap_or(0),
-                reply_requested: false,
+                reply_requested,
             },
             &mut self.status_buf,
         );

@@ -107,6 +107,15 @@ pub enum Error {
     #[error("the server closed the replication connection")]
     Closed,
 
+    /// Nothing arrived on the replication connection for `silent`, not even the answer to a
+    /// status update that asked for one: the connection is taken for lost (a network
+    /// partition leaves it open on this side for as long as TCP does not give up).
+    #[error(
+        "the source sent nothing for {} ms, not even the answer to a status update that asked for one: taking the replication connection for lost",
+        silent.as_millis()
+    )]
+    ReceiveTimeout { silent: std::time::Duration },
+
     /// The server sent something the protocol does not allow here.
     #[error("protocol violation on the replication connection: {0}")]
     Protocol(String),
@@ -201,7 +210,8 @@ impl Error {
             Error::Connect { .. }
             | Error::ConnectTimeout { .. }
             | Error::Io { .. }
-            | Error::Closed => ErrorClass::Transient,
+            | Error::Closed
+            | Error::ReceiveTimeout { .. } => ErrorClass::Transient,
             Error::Tls { source, .. } => {
                 if is_tls_verification_failure(source) {
                     ErrorClass::Fatal
@@ -348,6 +358,12 @@ mod tests {
             ),
             (Error::Io { source: io() }, ErrorClass::Transient),
             (Error::Closed, ErrorClass::Transient),
+            (
+                Error::ReceiveTimeout {
+                    silent: std::time::Duration::from_secs(30),
+                },
+                ErrorClass::Transient,
+            ),
             (Error::Protocol("p".into()), ErrorClass::Transient),
         ];
         for (error, class) in cases {

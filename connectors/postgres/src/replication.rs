@@ -314,7 +314,8 @@ pub struct ReplicationStream {
 
 impl ReplicationStream {
     /// The next `CopyData` payload from the server, or `None` once the server has ended the
-    /// stream (`CopyDone`). Cancellation safe: a dropped call loses no data.
+    /// stream (`CopyDone`, or `CommandComplete` from a walsender stopped by a shutdown).
+    /// Cancellation safe: a dropped call loses no data.
     pub async fn recv(&mut self) -> Result<Option<Bytes>> {
         if self.server_done {
             return Ok(None);
@@ -322,7 +323,9 @@ impl ReplicationStream {
         loop {
             match self.client.wire.recv().await? {
                 Backend::Message(Message::CopyData(body)) => return Ok(Some(body.into_bytes())),
-                Backend::Message(Message::CopyDone) => {
+                // A walsender stopped by a fast or smart shutdown ends with CommandComplete
+                // alone, once its client has confirmed everything it sent.
+                Backend::Message(Message::CopyDone | Message::CommandComplete(_)) => {
                     self.server_done = true;
                     return Ok(None);
                 }
