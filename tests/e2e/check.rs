@@ -277,20 +277,16 @@ async fn passwords_never_printed() {
         ),
     )
     .expect("write config");
-    for args in [
-        &["check"][..],
-        &["check", "--json"],
-        &["sync", "--until-caught-up"],
-        &["verify"],
-        &["verify", "--json"],
-        &["status"],
-        &["status", "--json"],
-        &["--log-format", "json", "sync", "--until-caught-up"],
-    ] {
+    // The URLs carry the password percent-encoded (`%21` for `!`): look for a piece of it
+    // that both forms share, as well as for each form.
+    let shared = "Pw-9f3";
+    let encoded = sluice_testkit::percent_encode(secret);
+    // Returns the exit code, and stdout followed by stderr.
+    let scan = |args: &[&str], config: &std::path::Path| -> (Option<i32>, String, String) {
         let out = Command::new(sluice_bin())
             .args(args)
             .arg("-c")
-            .arg(&config)
+            .arg(config)
             .env("SLUICE_LOG", "debug")
             .output()
             .expect("run sluice");
@@ -300,16 +296,39 @@ async fn passwords_never_printed() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(!text.is_empty(), "{args:?} printed something");
-        assert!(
-            !text.contains(secret),
-            "{args:?} printed the password:\n{text}"
-        );
-        if args[0] != "check" {
-            assert!(out.status.success(), "{args:?} failed:\n{text}");
+        for needle in [secret, encoded.as_str(), shared] {
+            assert!(
+                !text.contains(needle),
+                "{args:?} printed the password ({needle}):\n{text}"
+            );
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), text, stderr)
+    };
+    // Some(code): the exit code the command must end with; None: check may warn or fail.
+    for (args, code) in [
+        (&["check"][..], None),
+        (&["check", "--json"], None),
+        (&["sync", "--until-caught-up"], Some(0)),
+        (&["verify"], Some(0)),
+        (&["verify", "--json"], Some(0)),
+        (&["status"], Some(0)),
+        (&["status", "--json"], Some(0)),
+        (&["--log-format", "json", "sync", "--until-caught-up"], Some(0)),
+        // The demo's retail tables are not loaded, so the views cannot be created: the error
+        // names the target, not its password.
+        (&["views", "install"], Some(1)),
+        // No terminal to ask on: refused, with a hint naming the source.
+        (&["teardown"], Some(2)),
+        (&["teardown", "--yes"], Some(0)),
+        (&["status"], Some(0)),
+    ] {
+        let (got, text, stderr) = scan(args, &config);
+        if let Some(code) = code {
+            assert_eq!(got, Some(code), "{args:?}:\n{text}");
         }
         if args[0] == "--log-format" {
             // Every log line is a JSON object with a level and a message.
-            let stderr = String::from_utf8_lossy(&out.stderr);
             let mut lines = 0;
             for line in stderr.lines() {
                 let v: serde_json::Value = serde_json::from_str(line)
@@ -320,5 +339,30 @@ async fn passwords_never_printed() {
             }
             assert!(lines >= 3, "too few log lines:\n{stderr}");
         }
+    }
+
+    // A wrong password is refused by the server; the refusal does not repeat it.
+    let wrong = "Pw-9f3-wrong!";
+    let text = std::fs::read_to_string(&config).expect("config");
+    let bad = dir.path().join("wrong.toml");
+    std::fs::write(
+        &bad,
+        text.replace(&encoded, &sluice_testkit::percent_encode(wrong)),
+    )
+    .expect("write config");
+    for args in [
+        &["check"][..],
+        &["sync", "--until-caught-up"],
+        &["verify"],
+        &["status"],
+        &["teardown", "--yes"],
+    ] {
+        let (got, text, _) = scan(args, &bad);
+        assert_ne!(got, Some(0), "{args:?} with a wrong password:\n{text}");
+        assert!(
+            text.contains("password authentication failed")
+                || text.contains("authentication"),
+            "{args:?} says why:\n{text}"
+        );
     }
 }

@@ -3,9 +3,12 @@
 
 use sluice_core::ReplicaIdentity;
 
+use sluice_core::TableId;
+
 use crate::capture::CaptureOptions;
 use crate::config::SourceConfig;
-use crate::{catalog, connect, slot};
+use crate::ident::quote_ident;
+use crate::{catalog, connect, publication, slot};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -180,6 +183,9 @@ pub async fn check(source: &SourceConfig, options: &CaptureOptions) -> Vec<Findi
             Some("Check source.tables; a schema.* pattern only matches tables that exist."),
         ));
     }
+    if !tables.is_empty() {
+        out.push(publication_finding(&client, &options.publication, &tables).await);
+    }
     for table in &tables {
         let subject = format!("table {table}");
         let relation = match catalog::relation_schema(&client, table).await {
@@ -250,6 +256,127 @@ pub async fn check(source: &SourceConfig, options: &CaptureOptions) -> Vec<Findi
         out.push(finding);
     }
     out
+}
+
+/// Whether the publication covers `tables`, or whether the role may create it or add what it
+/// lacks (as `sync` will): a least-privilege role (REPLICATION and SELECT only) relies on the
+/// tables' owner having created it.
+async fn publication_finding(
+    client: &tokio_postgres::Client,
+    name: &str,
+    tables: &[TableId],
+) -> Finding {
+    let subject = format!("publication {}", quote_ident(name));
+    let found = async {
+        let exists = publication::exists(client, name).await?;
+        let published = if exists {
+            publication::published_tables(client, name).await?
+        } else {
+            Vec::new()
+        };
+        let row = client
+            .query_one(
+                "SELECT has_database_privilege(current_database(), 'CREATE'), current_user::text",
+                &[],
+            )
+            .await
+            .map_err(|e| crate::Error::client("reading the role's privileges", e))?;
+        let mut not_owned = Vec::new();
+        for table in tables.iter().filter(|t| !published.contains(t)) {
+            let owned: bool = client
+                .query_one(
+                    "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_catalog.pg_class c \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relname = $2",
+                    &[&table.schema, &table.name],
+                )
+                .await
+                .map_err(|e| crate::Error::client(format!("reading the owner of {table}"), e))?
+                .get(0);
+            if !owned {
+                not_owned.push(table.clone());
+            }
+        }
+        Ok::<_, crate::Error>((
+            exists,
+            published,
+            row.get::<_, bool>(0),
+            row.get::<_, String>(1),
+            not_owned,
+        ))
+    };
+    let (exists, published, may_create, user, not_owned) = match found.await {
+        Ok(f) => f,
+        Err(e) => return Finding::new(Level::Error, subject, error_chain(&e), None),
+    };
+    let missing: Vec<&TableId> = tables.iter().filter(|t| !published.contains(t)).collect();
+    let list = |ts: &[&TableId]| {
+        ts.iter()
+            .map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let owner_hint = |sql: String| format!("Run as the tables' owner: {sql};");
+    if exists && missing.is_empty() {
+        return Finding::new(
+            Level::Ok,
+            subject,
+            format!("exists and publishes all {} tables", tables.len()),
+            None,
+        );
+    }
+    if exists {
+        let sql = format!(
+            "ALTER PUBLICATION {} ADD TABLE {}",
+            quote_ident(name),
+            list(&missing)
+        );
+        return if not_owned.is_empty() {
+            Finding::new(
+                Level::Ok,
+                subject,
+                format!("exists; {} will be added", list(&missing)),
+                None,
+            )
+        } else {
+            Finding::new(
+                Level::Error,
+                subject,
+                format!(
+                    "does not include {}, and role \"{user}\" may not add it (it does not own the table)",
+                    list(&missing)
+                ),
+                Some(&owner_hint(sql)),
+            )
+        };
+    }
+    if may_create && not_owned.is_empty() {
+        return Finding::new(
+            Level::Ok,
+            subject,
+            format!("will be created for {} tables", tables.len()),
+            None,
+        );
+    }
+    let mut lacks = Vec::new();
+    if !not_owned.is_empty() {
+        lacks.push(format!(
+            "does not own {}",
+            list(&not_owned.iter().collect::<Vec<_>>())
+        ));
+    }
+    if !may_create {
+        lacks.push("lacks the CREATE privilege on the database".to_owned());
+    }
+    Finding::new(
+        Level::Error,
+        subject,
+        format!(
+            "does not exist, and role \"{user}\" {}, which creating it needs",
+            lacks.join(" and ")
+        ),
+        Some(&owner_hint(publication::create_statement(name, tables))),
+    )
 }
 
 /// Oldest `server_version_num` capture works with: `pgoutput` and logical replication of
