@@ -25,6 +25,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an immediate shutdown may take before the server is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a fast shutdown may take before the server is killed: it waits for walsenders to
+/// have their clients confirm the end of WAL, and for a shutdown checkpoint.
+pub const FAST_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Start attempts: a port found free can be taken by another process before the server binds it.
 const PORT_ATTEMPTS: usize = 5;
 
@@ -95,6 +99,16 @@ struct TestUser {
     name: String,
     password: String,
     method: AuthMethod,
+}
+
+/// How [`PgCluster::restart`] stops the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// `pg_ctl -m fast` (SIGINT): sessions are ended, walsenders send what is left and wait
+    /// for their clients to confirm it, then a shutdown checkpoint.
+    Fast,
+    /// `pg_ctl -m immediate` (SIGQUIT): every process quits at once; crash recovery on start.
+    Immediate,
 }
 
 /// Options for a [`PgCluster`]; [`PgCluster::builder`] makes one.
@@ -382,6 +396,31 @@ impl PgCluster {
         self.stop_server();
     }
 
+    /// Stops the server with `mode` and starts it again on the same port, keeping its data.
+    /// Fails when a fast shutdown does not finish within [`FAST_STOP_TIMEOUT`] (the server is
+    /// then killed and started again anyway), or when the server does not start.
+    pub fn restart(&mut self, mode: ShutdownMode) -> Result<()> {
+        let clean = match mode {
+            ShutdownMode::Immediate => {
+                self.stop_server();
+                true
+            }
+            ShutdownMode::Fast => self.stop_server_with(Signal::SIGINT, FAST_STOP_TIMEOUT),
+        };
+        self.resume()?;
+        if clean {
+            Ok(())
+        } else {
+            Err(Error::Io {
+                action: format!(
+                    "fast shutdown within {} s (the server was killed)",
+                    FAST_STOP_TIMEOUT.as_secs()
+                ),
+                source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+            })
+        }
+    }
+
     /// Starts a server stopped by [`PgCluster::halt`] again, on the same port (so URLs handed
     /// out before stay valid). Crash recovery runs first, as after a real crash.
     pub fn resume(&mut self) -> Result<()> {
@@ -461,24 +500,30 @@ impl PgCluster {
     }
 
     fn stop_server(&mut self) {
+        // SIGQUIT is PostgreSQL's immediate shutdown (what `pg_ctl -m immediate stop` sends).
+        self.stop_server_with(Signal::SIGQUIT, STOP_TIMEOUT);
+    }
+
+    /// Sends `signal` to the postmaster and waits up to `timeout` for it to exit, then kills
+    /// it. Returns whether it exited by itself.
+    fn stop_server_with(&mut self, signal: Signal, timeout: Duration) -> bool {
         let Some(mut child) = self.server.take() else {
-            return;
+            return true;
         };
         let pid = self
             .postmaster_pid
             .map(Pid::from_raw)
             .unwrap_or_else(|| Pid::from_raw(child.id() as i32));
-        // SIGQUIT is PostgreSQL's immediate shutdown (what `pg_ctl -m immediate stop` sends).
-        let _ = kill(pid, Signal::SIGQUIT);
-        let deadline = Instant::now() + STOP_TIMEOUT;
+        let _ = kill(pid, signal);
+        let deadline = Instant::now() + timeout;
         loop {
             match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
+                Ok(Some(_)) | Err(_) => return true,
                 Ok(None) if Instant::now() > deadline => {
                     let _ = kill(pid, Signal::SIGKILL);
                     let _ = child.kill();
                     let _ = child.wait();
-                    break;
+                    return false;
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             }

@@ -30,7 +30,7 @@ pub mod fixtures;
 pub mod proxy;
 
 pub use certificate::{CertificateAuthority, ServerCertificate};
-pub use cluster::{AuthMethod, PgCluster, PgClusterBuilder};
+pub use cluster::{AuthMethod, FAST_STOP_TIMEOUT, PgCluster, PgClusterBuilder, ShutdownMode};
 pub use database::{TestDatabase, percent_encode};
 pub use error::{Error, Result};
 pub use proxy::FaultProxy;
