@@ -39,11 +39,12 @@ lint: ## rustfmt and clippy, warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: release ## Capture and load throughput next to pg_recvlogical on the shared workload (quick, ~1 min)
+bench: release ## Sluice vs pg_recvlogical and native logical replication: throughput, freshness, RSS (quick, ~2 min)
 	SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/bench/run.sh
 
-bench-full: release ## The benchmark at full size (a few minutes), written to tests/bench/results/full.md
-	WL_ROWS=1500000 WL_CDC=650000 WL_TXN=1000 BENCH_OUT=tests/bench/results/full.md \
+bench-full: release ## The benchmark at full size (under 15 min), written to tests/bench/results/full.md and full.png
+	WL_ROWS=$${WL_ROWS:-1500000} WL_CDC=$${WL_CDC:-650000} WL_TXN=$${WL_TXN:-1000} \
+	  BENCH_FRESH_SECONDS=$${BENCH_FRESH_SECONDS:-60} BENCH_OUT=tests/bench/results/full.md \
 	  SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/bench/run.sh
 
 fuzz: ## Run the four fuzz targets for FUZZ_SECONDS each (default 60)
