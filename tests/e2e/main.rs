@@ -9,6 +9,7 @@ mod fidelity;
 mod idle;
 mod operations;
 mod postgres_target;
+mod security;
 mod status;
 mod sync;
 mod verify;
