@@ -8,7 +8,7 @@ CARGO ?= cargo
 NEXTEST_PROFILE ?= default
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build release demo test lint fmt bench bench-full fuzz clean-demo
+.PHONY: help setup build release demo test lint fmt bench bench-full fuzz soak clean-demo
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ fuzz: ## Run the four fuzz targets for FUZZ_SECONDS each (default 60)
 	mkdir -p crates/config/fuzz/corpus/config
 	cd crates/config && RUSTC_BOOTSTRAP=1 cargo fuzz run config fuzz/corpus/config fuzz/seeds -- \
 	  -dict=fuzz/config.dict -max_total_time=$${FUZZ_SECONDS:-60}
+
+soak: release ## SOAK_SECONDS (default 600) of mixed load with sync SIGKILLed every 20-40 s and the source restarted, then verify
+	SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/soak/soak.sh
 
 clean-demo: ## Remove ./sluice-data (the demo's database, change log and warehouse)
 	rm -rf sluice-data
