@@ -29,7 +29,7 @@ demo: release ## Live dashboard: throwaway PostgreSQL with shop traffic -> sluic
 	tests/demo/demo.sh
 
 test: setup ## Run every test (unit, integration, end-to-end) with cargo nextest
-	$(CARGO) build -p sluice
+	$(CARGO) build -p sluice --features failpoints
 	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE)
 
 lint: ## rustfmt and clippy, warnings as errors

@@ -4,6 +4,7 @@ mod bad_input;
 mod check;
 mod crash;
 mod demo;
+mod failpoints;
 mod faults;
 mod fidelity;
 mod idle;

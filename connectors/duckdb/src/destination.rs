@@ -214,6 +214,13 @@ fn apply_tables(c: &Client, schema: &str, deletes: DeleteMode, batch: &Batch) ->
     }
     for (table, plan) in batch.tables.iter().zip(&plans) {
         apply_table(c, schema, deletes, table, plan)?;
+        // A crash here, after a table's rows and before the commit, must leave nothing of the
+        // batch behind.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("target-mid-batch", |_| {
+            eprintln!("failpoint target-mid-batch: aborting the process");
+            std::process::abort()
+        });
     }
     Ok(())
 }

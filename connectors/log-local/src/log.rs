@@ -246,6 +246,13 @@ fn create_segment(path: &Path, first_offset: u64) -> Result<File> {
         .append(true)
         .open(path)
         .map_err(LogError::io("create change log segment", path))?;
+    // A crash here, in a rotation, leaves the new segment empty after a complete one: the
+    // interrupted rotation that `open` repairs.
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!("log-segment-rotation", first_offset > 0, |_| {
+        eprintln!("failpoint log-segment-rotation: aborting the process");
+        std::process::abort()
+    });
     file.write_all(&encode_header(first_offset))
         .and_then(|()| file.sync_all())
         .map_err(LogError::io("write change log segment header", path))?;

@@ -224,6 +224,13 @@ async fn apply_tables(c: &Client, schema: &str, deletes: DeleteMode, batch: &Bat
     }
     for (table, plan) in batch.tables.iter().zip(&plans) {
         apply_table(c, schema, deletes, table, plan).await?;
+        // A crash here, after a table's rows and before the commit, must leave nothing of the
+        // batch behind.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("target-mid-batch", |_| {
+            eprintln!("failpoint target-mid-batch: aborting the process");
+            std::process::abort()
+        });
     }
     Ok(())
 }

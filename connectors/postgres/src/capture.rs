@@ -315,6 +315,9 @@ impl<W: ChangeLogWriter> snapshot::RowSink for SnapshotSink<'_, W> {
             changes,
         });
         append(self.log, &[record]).await?;
+        // A crash here leaves an unfinished snapshot in the log: the next run starts it over.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("snapshot-chunk", |_| crash("snapshot-chunk"));
         self.stats.snapshot_rows(&self.relation.table, n);
         self.stats.captured(n, self.commit_ts);
         metrics::counter!("sluice_snapshot_rows_total", "table" => self.label.clone()).increment(n);
@@ -622,6 +625,10 @@ impl Streamer<'_> {
             return Ok(());
         }
         append(log, &self.pending).await?;
+        // A crash here leaves transactions durable in the log but not acknowledged: the
+        // server sends them again and the restart skips them.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("capture-after-append", |_| crash("capture-after-append"));
         if let Some(LogRecord::Transaction(t)) = self.pending.last() {
             self.durable = self.durable.max(t.end_lsn);
         }
@@ -680,6 +687,10 @@ impl Streamer<'_> {
                     commit_ts: txn.commit_ts,
                     changes: txn.changes,
                 }));
+                // A crash here loses decoded transactions that were never appended nor
+                // acknowledged: the server sends them again.
+                #[cfg(feature = "failpoints")]
+                fail::fail_point!("capture-after-decode", |_| crash("capture-after-decode"));
             }
             Message::Relation(r) => {
                 let mut relation = RelationSchema {
@@ -809,6 +820,14 @@ impl Streamer<'_> {
         txn.changes.push(change);
         Ok(())
     }
+}
+
+/// The action of a failpoint set to `return`: ends the process at once, as a crash would (no
+/// destructors, nothing flushed or sent).
+#[cfg(feature = "failpoints")]
+fn crash(failpoint: &str) -> ! {
+    eprintln!("failpoint {failpoint}: aborting the process");
+    std::process::abort()
 }
 
 fn values(relation: &RelationSchema, tuple: &Tuple) -> Result<Vec<Value>> {

@@ -28,6 +28,10 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    if let Err(e) = failpoints::configure() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -275,5 +279,65 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// Failpoints for the crash tests (`tests/e2e/failpoints.rs`), set from the `FAILPOINTS`
+/// environment variable in the `fail` crate's syntax: `name=actions;name=actions`, for example
+/// `FAILPOINTS=capture-after-append=2*off->return`. In Sluice the `return` action ends the
+/// process at once with SIGABRT, as a crash would; `off`, `sleep`, `pause`, `panic` and
+/// `print` work as the crate documents. Compiled in only with the `failpoints` feature.
+mod failpoints {
+    /// Every failpoint, in pipeline order (ARCHITECTURE.md says where each one is).
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+    pub const NAMES: &[&str] = &[
+        "snapshot-chunk",
+        "capture-after-decode",
+        "capture-after-append",
+        "log-segment-rotation",
+        "target-mid-batch",
+        "loader-after-commit",
+    ];
+
+    /// The environment variable that sets failpoints.
+    const VAR: &str = "FAILPOINTS";
+
+    /// Sets the failpoints `FAILPOINTS` names; refuses unknown names and bad actions.
+    #[cfg(feature = "failpoints")]
+    pub fn configure() -> Result<(), String> {
+        let Some(spec) = std::env::var_os(VAR) else {
+            return Ok(());
+        };
+        let spec = spec
+            .into_string()
+            .map_err(|_| format!("{VAR} is not valid UTF-8"))?;
+        for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, actions) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{VAR}: \"{entry}\" is not name=actions"))?;
+            let name = name.trim();
+            if !NAMES.contains(&name) {
+                return Err(format!(
+                    "{VAR}: unknown failpoint \"{name}\" (known: {})",
+                    NAMES.join(", ")
+                ));
+            }
+            fail::cfg(name, actions.trim())
+                .map_err(|e| format!("{VAR}: failpoint \"{name}\": {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Without the feature there is nothing to set: a `FAILPOINTS` that asks for some is an
+    /// error rather than a test that silently injects nothing.
+    #[cfg(not(feature = "failpoints"))]
+    pub fn configure() -> Result<(), String> {
+        if std::env::var_os(VAR).is_some_and(|v| !v.is_empty()) {
+            return Err(format!(
+                "{VAR} is set but this sluice was built without failpoints \
+                 (cargo build -p sluice --features failpoints)"
+            ));
+        }
+        Ok(())
     }
 }
