@@ -66,7 +66,7 @@ pub struct Summary {
     pub ran_for: Duration,
     pub traffic: Report,
     pub loaded: Reading,
-    /// The first and the last read of the KPIs.
+    /// The first read of the KPIs with orders loaded, and the last read.
     pub first: Option<Kpis>,
     pub last: Option<Kpis>,
     /// After a fixed-length run: the warehouse against the source.
@@ -288,7 +288,7 @@ async fn refresh(
     summary.loaded = loaded;
     match with_warehouse(warehouse, Warehouse::read).await {
         Ok(Some(kpis)) => {
-            if summary.first.is_none() {
+            if summary.first.is_none() && kpis.orders > 0 {
                 summary.first = Some(kpis.clone());
             }
             summary.last = Some(kpis.clone());

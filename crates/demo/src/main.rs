@@ -30,7 +30,8 @@ enum Command {
         /// The source database, e.g. postgres://postgres@127.0.0.1:5432/shop?sslmode=disable
         #[arg(long, env = "SLUICE_DEMO_URL")]
         url: String,
-        /// Transactions per second.
+        /// Transactions per second. Delays in the traffic (restocking, card-testing runs) are
+        /// counted in transactions at this rate: choose one the database keeps up with.
         #[arg(long, default_value_t = 200.0)]
         rate: f64,
         /// Stop after this many seconds (default: until Ctrl-C).
@@ -52,7 +53,9 @@ enum Command {
         /// The pipeline's configuration (a DuckDB target).
         #[arg(short, long, env = "SLUICE_CONFIG", default_value = "sluice.toml")]
         config: PathBuf,
-        /// Transactions per second sent to the source.
+        /// Transactions per second sent to the source. Delays in the traffic (restocking,
+        /// card-testing runs) are counted in transactions at this rate: choose one the source
+        /// keeps up with.
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
         #[arg(long, default_value_t = 1)]
@@ -155,6 +158,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 Some(seconds.unwrap_or(DEFAULT_PLAIN_SECONDS))
             };
+            anyhow::ensure!(
+                config.is_file(),
+                "cannot read configuration file \"{}\"; write one with `sluice init`",
+                config.display()
+            );
             let log = log_to_file(&config)?;
             let summary = dashboard::run(dashboard::Options {
                 config,

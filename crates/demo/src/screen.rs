@@ -168,10 +168,9 @@ fn draw_per_minute(frame: &mut Frame, area: Rect, k: &Kpis) {
                 Span::raw("this minute "),
                 Span::styled(thousands(current), GOOD),
                 Span::raw(format!(
-                    " orders ({}) · minute before {} · {} in all",
+                    " orders ({}) · minute before {}",
                     money(revenue),
                     thousands(previous),
-                    thousands(k.orders)
                 )),
             ]),
         ]),
