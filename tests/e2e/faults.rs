@@ -425,15 +425,24 @@ async fn source_restarted_with_immediate_shutdown() {
     source_restart(ShutdownMode::Immediate).await;
 }
 
-/// (c) The network to the source black-holes for 15 s (longer than the server's 10 s
-/// `wal_sender_timeout`): Sluice notices by its own timeout, while the partition lasts, and
-/// recovers once it ends.
+/// (c) The network to the source black-holes for at least 15 s (longer than the server's
+/// 10 s `wal_sender_timeout`): Sluice notices by its own timeouts while the partition lasts,
+/// first on the silent replication connection (it asks the server for a reply, then gives up
+/// on it), then on a connection attempt that gets no answer (`connect_timeout`), and recovers
+/// once the partition ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_network_black_hole() {
     let db = PgCluster::shared().fresh_database().await.expect("db");
     db.execute(SCHEMA).await.expect("schema");
     let proxy = FaultProxy::to(&db).expect("proxy");
     let pipeline = pipeline_through(&db, &proxy);
+    let text = std::fs::read_to_string(&pipeline.config).expect("config");
+    let url = proxy.url(&db);
+    std::fs::write(
+        &pipeline.config,
+        text.replace(&url, &format!("{url}?connect_timeout=2")),
+    )
+    .expect("config");
     let mut sync = Running::sync(&pipeline);
     wait_snapshot_loaded(&pipeline, &mut sync).await;
 
@@ -443,32 +452,51 @@ async fn source_network_black_hole() {
         .await;
     proxy.blackhole(true);
     let started = Instant::now();
-    // Sluice must give up on the silent connection by itself, before the partition ends.
-    let mut noticed = None;
-    while started.elapsed() < Duration::from_secs(15) {
+    loop {
         sync.assert_running();
-        if noticed.is_none() && retries(&sync.log(), "source").len() == 1 {
-            noticed = Some(started.elapsed());
+        if retries(&sync.log(), "source").len() >= 2 && started.elapsed() >= Duration::from_secs(15)
+        {
+            break;
         }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "sluice did not give up on the black-holed source twice within 40 s:\n{}",
+            sync.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     proxy.blackhole(false);
-    let noticed = noticed.unwrap_or_else(|| {
-        panic!(
-            "sluice did not notice a black-holed source within 15 s:\n{}",
-            sync.log()
-        )
-    });
+    let during = sync.log();
+    let line = |attempt: u64| {
+        during
+            .lines()
+            .find(|l| {
+                l.contains("source failed; retrying") && l.contains(&format!("attempt={attempt} "))
+            })
+            .unwrap_or_else(|| panic!("no attempt {attempt}:\n{during}"))
+            .to_owned()
+    };
+    assert!(
+        line(1).contains(
+            "error=source: the source sent nothing for "
+        ) && line(1).contains(
+            " ms, not even the answer to a status update that asked for one: taking the replication connection for lost"
+        ),
+        "{during}"
+    );
+    assert!(
+        line(2).contains(&format!(
+            "error=source: timed out connecting to 127.0.0.1:{}",
+            proxy.port()
+        )),
+        "{during}"
+    );
     writer
         .wait_for_commits(20, "the writer after the partition")
         .await;
     writer.stop().await;
     wait_caught_up(&db, &pipeline, &mut sync, 60).await;
     let log = sync.stop().await;
-    assert!(
-        log.contains("the source sent nothing for"),
-        "noticed after {noticed:?}, but not by the receive timeout:\n{log}"
-    );
     assert_retried(&log, "source");
     assert_equal(&db, &pipeline).await;
 }

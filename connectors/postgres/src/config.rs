@@ -96,7 +96,9 @@ pub struct SourceConfig {
     /// platform's store. Without it, verifying modes use the platform's store.
     pub sslrootcert: Option<PathBuf>,
     pub application_name: Option<String>,
-    /// Limit on opening the TCP connection (`connect_timeout`, seconds).
+    /// Limit on opening a connection, TCP, TLS and start-up together (`connect_timeout`,
+    /// seconds; [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT) when
+    /// unset).
     pub connect_timeout: Option<Duration>,
 }
 

@@ -9,6 +9,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf as _, BytesMut};
 use fallible_iterator::FallibleIterator as _;
@@ -153,10 +154,31 @@ pub(crate) async fn open_stream(cfg: &SourceConfig) -> Result<Stream> {
     }
 }
 
+/// How long opening a connection (TCP, TLS and start-up together) may take when the source URL
+/// sets no `connect_timeout`. PostgreSQL itself gives up on an unfinished start-up after
+/// `authentication_timeout` (a minute by default), so waiting longer would only wait forever on
+/// a peer that accepted the connection and then fell silent (a partitioned network behind a
+/// proxy, a hung server).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `open`, the whole opening of a connection, within `connect_timeout` (as in libpq: TCP,
+/// TLS and authentication together) or [`DEFAULT_CONNECT_TIMEOUT`].
+pub(crate) async fn within_connect_timeout<T>(
+    cfg: &SourceConfig,
+    open: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let limit = cfg.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    tokio::time::timeout(limit, open)
+        .await
+        .map_err(|_| Error::ConnectTimeout {
+            host: cfg.host.clone(),
+            port: cfg.port,
+        })?
+}
+
 /// Opens an ordinary connection (TLS as configured) and returns its client; the connection runs
 /// on a spawned task until the client is dropped.
 pub async fn connect(cfg: &SourceConfig) -> Result<tokio_postgres::Client> {
-    let stream = open_stream(cfg).await?;
     let mut pg = tokio_postgres::Config::new();
     pg.user(&cfg.user)
         .dbname(&cfg.dbname)
@@ -168,16 +190,19 @@ pub async fn connect(cfg: &SourceConfig) -> Result<tokio_postgres::Client> {
     if let Some(app) = &cfg.application_name {
         pg.application_name(app);
     }
-    let (client, connection) = pg
-        .connect_raw(stream, tokio_postgres::NoTls)
-        .await
-        .map_err(|source| Error::Client {
-            action: format!(
-                "connecting to {}:{} as user \"{}\" to database \"{}\"",
-                cfg.host, cfg.port, cfg.user, cfg.dbname
-            ),
-            source,
-        })?;
+    let (client, connection) = within_connect_timeout(cfg, async {
+        let stream = open_stream(cfg).await?;
+        pg.connect_raw(stream, tokio_postgres::NoTls)
+            .await
+            .map_err(|source| Error::Client {
+                action: format!(
+                    "connecting to {}:{} as user \"{}\" to database \"{}\"",
+                    cfg.host, cfg.port, cfg.user, cfg.dbname
+                ),
+                source,
+            })
+    })
+    .await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(error = %error, "postgres connection ended with an error");
@@ -458,5 +483,45 @@ async fn authenticate(wire: &mut Wire, cfg: &SourceConfig) -> Result<()> {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::ReplicationClient;
+
+    /// A peer that accepts connections and never answers (a hung server, or a partitioned
+    /// network behind a proxy) fails both connection kinds after `connect_timeout`.
+    #[tokio::test]
+    async fn a_silent_peer_fails_the_connection_after_connect_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let _silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let mut cfg = SourceConfig::new("127.0.0.1", port, "u", "db");
+        cfg.connect_timeout = Some(Duration::from_millis(300));
+        let ordinary = connect(&cfg).await.expect_err("no answer");
+        assert!(
+            matches!(ordinary, Error::ConnectTimeout { port: p, .. } if p == port),
+            "{ordinary:?}"
+        );
+        let replication = ReplicationClient::connect(&cfg)
+            .await
+            .expect_err("no answer");
+        assert!(
+            matches!(replication, Error::ConnectTimeout { port: p, .. } if p == port),
+            "{replication:?}"
+        );
+        assert_eq!(
+            ordinary.to_string(),
+            format!("timed out connecting to 127.0.0.1:{port}")
+        );
     }
 }

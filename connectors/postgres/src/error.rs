@@ -61,7 +61,7 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// Opening the TCP connection took longer than `connect_timeout`.
+    /// Opening the connection (TCP, TLS and start-up) took longer than `connect_timeout`.
     #[error("timed out connecting to {host}:{port}")]
     ConnectTimeout { host: String, port: u16 },
 

@@ -32,7 +32,7 @@ pub use publication::{drop as drop_publication, exists as publication_exists, pu
 pub use slot::{SlotState, drop as drop_slot, find as find_slot};
 
 pub use config::{DEFAULT_PORT, SourceConfig, SslMode};
-pub use connect::connect;
+pub use connect::{DEFAULT_CONNECT_TIMEOUT, connect};
 pub use error::{Error, Result, ServerError};
 pub use ident::{publication_names, quote_ident, quote_literal};
 pub use replication::{

@@ -15,7 +15,7 @@ use postgres_protocol::message::frontend;
 use sluice_core::Lsn;
 
 use crate::config::SourceConfig;
-use crate::connect::{Backend, Wire, open_stream, server_error, startup};
+use crate::connect::{Backend, Wire, open_stream, server_error, startup, within_connect_timeout};
 use crate::error::{Error, Result};
 use crate::ident::{quote_ident, quote_literal};
 
@@ -97,19 +97,23 @@ impl std::fmt::Debug for ReplicationClient {
 impl ReplicationClient {
     /// Connects (TLS as `cfg.sslmode` says), authenticates and enters logical replication mode.
     pub async fn connect(cfg: &SourceConfig) -> Result<ReplicationClient> {
-        let stream = open_stream(cfg).await?;
-        // The session settings make pgoutput print values exactly as the snapshot's COPY does.
-        let started = startup(
-            stream,
-            cfg,
-            &[
-                ("replication", "database"),
-                ("DateStyle", "ISO"),
-                ("IntervalStyle", "postgres"),
-                ("extra_float_digits", "3"),
-                ("TimeZone", "UTC"),
-            ],
-        )
+        let started = within_connect_timeout(cfg, async {
+            let stream = open_stream(cfg).await?;
+            // The session settings make pgoutput print values exactly as the snapshot's COPY
+            // does.
+            startup(
+                stream,
+                cfg,
+                &[
+                    ("replication", "database"),
+                    ("DateStyle", "ISO"),
+                    ("IntervalStyle", "postgres"),
+                    ("extra_float_digits", "3"),
+                    ("TimeZone", "UTC"),
+                ],
+            )
+            .await
+        })
         .await?;
         Ok(ReplicationClient {
             wire: started.wire,
