@@ -9,7 +9,7 @@
 #
 # Env: SOAK_SECONDS         length of the chaos phase (default 600)
 #      SOAK_KILL_MIN/MAX    seconds between SIGKILLs of sluice sync (default 20 and 40)
-#      SOAK_RESTART_EVERY   seconds between source restarts (default 150)
+#      SOAK_RESTART_EVERY   seconds between source restarts (default 120)
 #      SLUICE_BIN           the sluice binary (default ${CARGO_TARGET_DIR:-target}/release/sluice)
 #      SOAK_DIR             scratch parent directory (default /tmp/sluice-soak)
 #      SOAK_KEEP            1: keep the scratch directory after a successful run
@@ -21,7 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SECONDS_TOTAL=${SOAK_SECONDS:-600}
 KILL_MIN=${SOAK_KILL_MIN:-20}
 KILL_MAX=${SOAK_KILL_MAX:-40}
-RESTART_EVERY=${SOAK_RESTART_EVERY:-150}
+RESTART_EVERY=${SOAK_RESTART_EVERY:-120}
 SLUICE=${SLUICE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/sluice}
 PG_BIN=/usr/lib/postgresql/15/bin
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{ConfigError, Problem};
+use crate::{ConfigError, Problem, key_name};
 
 /// Prefix of environment overrides: `SLUICE__LOAD__FLUSH_INTERVAL_MS=200` sets
 /// `load.flush_interval_ms`.
@@ -15,7 +15,7 @@ pub fn interpolate(
 ) -> Result<(), ConfigError> {
     let mut problems = Vec::new();
     for (key, value) in table.iter_mut() {
-        interpolate_value(key, value, vars, &mut problems);
+        interpolate_value(&key_name(key), value, vars, &mut problems);
     }
     if problems.is_empty() {
         Ok(())
@@ -42,7 +42,7 @@ fn interpolate_value(
         }
         toml::Value::Table(t) => {
             for (k, v) in t.iter_mut() {
-                interpolate_value(&format!("{path}.{k}"), v, vars, problems);
+                interpolate_value(&format!("{path}.{}", key_name(k)), v, vars, problems);
             }
         }
         _ => {}

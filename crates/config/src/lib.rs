@@ -216,7 +216,7 @@ impl Config {
         let metrics = optional_section::<MetricsSection>(&mut table, "metrics", &mut problems);
         for key in table.keys() {
             problems.push(Problem::new(
-                key,
+                key_name(key),
                 "unknown section; expected one of pipeline, source, log, target, load, wal, metrics",
             ));
         }
@@ -368,6 +368,21 @@ fn split_qualified(s: &str) -> Option<Vec<(String, bool)>> {
             Some('.') => continue,
             Some(_) => return None,
         }
+    }
+}
+
+/// A key from the file as a field path names it: bare keys as they are, any other (empty, or
+/// holding dots, spaces or quotes) quoted the way TOML writes it, so that `"" = 1` is reported
+/// as `"": ...` rather than as a field with no name.
+pub(crate) fn key_name(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        key.to_owned()
+    } else {
+        toml::Value::String(key.to_owned()).to_string()
     }
 }
 

@@ -310,3 +310,21 @@ fn connector_sections_name_the_field() {
         assert_eq!(paths(err), vec![path.to_owned()], "{text}");
     }
 }
+
+#[test]
+fn keys_without_a_bare_name_are_quoted_in_paths() {
+    // Found by the `config` fuzz target: `''=0` named a field with no name.
+    let err = Config::from_toml("''=0#wA0", &vars(&[])).expect_err("unknown key");
+    assert_eq!(paths(err), vec!["source".to_owned(), "\"\"".to_owned()]);
+    let err = Config::from_toml(
+        &format!("{MINIMAL}[target]\n\"my key\" = \"${{NOPE}}\"\n\"\" = \"${{NOPE}}\"\n"),
+        &vars(&[]),
+    )
+    .expect_err("unset variables");
+    assert_eq!(
+        paths(err),
+        vec!["target.\"\"".to_owned(), "target.\"my key\"".to_owned()]
+    );
+    assert_eq!(key_name("max_batch_bytes"), "max_batch_bytes");
+    assert_eq!(key_name("a.b"), "\"a.b\"");
+}
