@@ -103,6 +103,44 @@ async fn a_missing_table_is_named_by_check_and_sync() {
 }
 
 #[tokio::test]
+async fn check_refuses_a_publication_that_leaves_out_changes() {
+    let db = PgCluster::shared()
+        .fresh_database()
+        .await
+        .expect("database");
+    db.execute(
+        "CREATE TABLE t (id int PRIMARY KEY);
+         CREATE PUBLICATION sluice_pub FOR TABLE t WITH (publish = 'insert, update');",
+    )
+    .await
+    .expect("schema");
+    let pipeline = Pipeline::new(&db, &["public.t"], "");
+    let hint =
+        "ALTER PUBLICATION \"sluice_pub\" SET (publish = 'insert, update, delete, truncate')";
+    let (code, out) = run_with(&pipeline.config, &["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("publication \"sluice_pub\": does not publish delete, truncate")
+            && out.contains(hint),
+        "{out}"
+    );
+    // Truncates alone left out: a warning, check passes.
+    db.execute("ALTER PUBLICATION sluice_pub SET (publish = 'insert, update, delete')")
+        .await
+        .expect("alter");
+    let (code, out) = run_with(&pipeline.config, &["check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("warning publication \"sluice_pub\": does not publish truncate"),
+        "{out}"
+    );
+    db.execute(hint).await.expect("alter");
+    let (code, out) = run_with(&pipeline.config, &["check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("does not publish"), "{out}");
+}
+
+#[tokio::test]
 async fn check_refuses_a_database_not_in_utf8() {
     let cluster = PgCluster::shared();
     let db = cluster.fresh_database().await.expect("database");

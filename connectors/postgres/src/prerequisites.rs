@@ -186,6 +186,9 @@ pub async fn check(source: &SourceConfig, options: &CaptureOptions) -> Vec<Findi
     if !tables.is_empty() {
         out.push(publication_finding(&client, &options.publication, &tables).await);
     }
+    if let Some(finding) = publish_actions_finding(&client, &options.publication).await {
+        out.push(finding);
+    }
     for table in &tables {
         let subject = format!("table {table}");
         let relation = match catalog::relation_schema(&client, table).await {
@@ -377,6 +380,54 @@ async fn publication_finding(
         ),
         Some(&owner_hint(publication::create_statement(name, tables))),
     )
+}
+
+/// A publication that exists but leaves out some kinds of change (`WITH (publish = ...)`):
+/// pgoutput never sends them, so the target would silently keep rows the source changed.
+/// `None` when there is no such publication or it publishes everything.
+async fn publish_actions_finding(client: &tokio_postgres::Client, name: &str) -> Option<Finding> {
+    let subject = format!("publication {}", quote_ident(name));
+    let row = match client
+        .query_opt(
+            "SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_catalog.pg_publication \
+             WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+    {
+        Ok(row) => row?,
+        Err(e) => {
+            let e = crate::Error::client("reading the publication's options", e);
+            return Some(Finding::new(Level::Error, subject, error_chain(&e), None));
+        }
+    };
+    let actions = ["insert", "update", "delete", "truncate"];
+    let skipped: Vec<&str> = (0..4)
+        .filter(|&i| !row.get::<_, bool>(i))
+        .map(|i| actions[i])
+        .collect();
+    if skipped.is_empty() {
+        return None;
+    }
+    // Without truncates the target keeps rows a TRUNCATE removed; without the others it
+    // misses or keeps every such change.
+    let level = if skipped == ["truncate"] {
+        Level::Warning
+    } else {
+        Level::Error
+    };
+    Some(Finding::new(
+        level,
+        subject,
+        format!(
+            "does not publish {}: the target would never see those changes",
+            skipped.join(", ")
+        ),
+        Some(&format!(
+            "Run as its owner: ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate');",
+            quote_ident(name)
+        )),
+    ))
 }
 
 /// Oldest `server_version_num` capture works with: `pgoutput` and logical replication of
