@@ -111,12 +111,6 @@ impl Capture {
         let messages = version >= 140_000;
         let fallback_target = current_insert_lsn(&client).await?;
         let tables = catalog::resolve_tables(&client, &self.options.tables).await?;
-        let added = publication::ensure(&client, &self.options.publication, &tables).await?;
-        let slot_name = &self.options.slot;
-        let existing = slot::find(&client, slot_name).await?;
-        if let Some(s) = &existing {
-            slot::check_usable(slot_name, s, &self.source.dbname)?;
-        }
         let last = log.last_appended();
         let snapshot_done = matches!(
             last,
@@ -126,17 +120,17 @@ impl Capture {
                     ..
                 })
         );
-        if snapshot_done && !added.is_empty() {
-            let list = added
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            tracing::warn!(
-                tables = %list,
-                "tables joined the publication after the initial snapshot: their changes from now on are captured, \
-                 rows they held before are not copied; to load those, remove the change log and the slot and sync again"
-            );
+        if snapshot_done {
+            // Once the snapshot is taken, a captured table missing from the publication means
+            // changes Sluice never saw (or rows never copied): stop rather than diverge.
+            check_published(&client, &self.options.publication, &tables).await?;
+        } else {
+            publication::ensure(&client, &self.options.publication, &tables).await?;
+        }
+        let slot_name = &self.options.slot;
+        let existing = slot::find(&client, slot_name).await?;
+        if let Some(s) = &existing {
+            slot::check_usable(slot_name, s, &self.source.dbname)?;
         }
         let mut report = CaptureReport::default();
         let mut repl = ReplicationClient::connect(&self.source).await?;
@@ -187,6 +181,8 @@ impl Capture {
             .await?;
         let mut streamer = Streamer {
             client: &client,
+            publication: &self.options.publication,
+            tables: &tables,
             relations: HashMap::new(),
             txn: None,
             pending: Vec::new(),
@@ -325,6 +321,38 @@ impl<W: ChangeLogWriter> snapshot::RowSink for SnapshotSink<'_, W> {
     }
 }
 
+/// How often streaming checks that every captured table is still in the publication.
+const PUBLICATION_CHECK: Duration = Duration::from_secs(10);
+
+/// Fails when a captured table is not in the publication (after the initial snapshot: its
+/// changes are not in the stream).
+async fn check_published(client: &Client, publication: &str, tables: &[TableId]) -> Result<()> {
+    let published = publication::published_tables(client, publication).await?;
+    let missing: Vec<String> = tables
+        .iter()
+        .filter(|t| !published.contains(t))
+        .map(ToString::to_string)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(", ");
+    Err(Error::prerequisite(
+        format!(
+            "{list} {} captured by this pipeline but not in publication \"{publication}\": after the initial snapshot, \
+             changes made while a table is out of the publication never reach Sluice (and a table added to source.tables \
+             later has its existing rows never copied)",
+            if missing.len() == 1 { "is" } else { "are" }
+        ),
+        format!(
+            "For a complete copy: stop, remove the change log directory, the slot and publication (sluice teardown) and \
+             the target tables, then sync again. To accept the gap instead: ALTER PUBLICATION {} ADD TABLE {list}; \
+             (sluice verify then shows the rows that differ), or remove the table from source.tables.",
+            crate::ident::quote_ident(publication)
+        ),
+    ))
+}
+
 async fn append<W: ChangeLogWriter>(log: &mut W, records: &[LogRecord]) -> Result<()> {
     log.append(records).await.map_err(|e| Error::ChangeLog {
         class: e.class(),
@@ -439,6 +467,9 @@ struct OpenTxn {
 
 struct Streamer<'a> {
     client: &'a Client,
+    /// The publication and the tables it must keep holding.
+    publication: &'a str,
+    tables: &'a [TableId],
     relations: HashMap<u32, Arc<RelationSchema>>,
     txn: Option<OpenTxn>,
     pending: Vec<LogRecord>,
@@ -479,6 +510,7 @@ impl Streamer<'_> {
         caught_up: Option<&CaughtUp>,
     ) -> Result<()> {
         let mut last_status = Instant::now();
+        let mut last_publication_check = Instant::now();
         // When the server was last heard from, and when it was asked for a sign of life since.
         let mut last_heard = Instant::now();
         let mut asked: Option<Instant> = None;
@@ -509,6 +541,14 @@ impl Streamer<'_> {
             if matches!(next, Next::Frame(_)) {
                 last_heard = Instant::now();
                 asked = None;
+            }
+            if last_publication_check.elapsed() >= PUBLICATION_CHECK {
+                last_publication_check = Instant::now();
+                if let Err(e) = check_published(self.client, self.publication, self.tables).await {
+                    // Keep what is complete: it was captured while the table was published.
+                    self.flush(log).await?;
+                    break Err(e);
+                }
             }
             match next {
                 Next::Shutdown => break Ok(()),
