@@ -24,8 +24,7 @@ release: setup ## Build the sluice binary (release): target/release/sluice
 	$(CARGO) build --release -p sluice
 
 demo: release ## Live dashboard: throwaway PostgreSQL with shop traffic -> sluice -> ./sluice-data/warehouse.duckdb
-	$(CARGO) build --release -p sluice-demo
-	$(CARGO) build --release -p sluice-tests --example show
+	$(CARGO) build --release -p sluice -p sluice-demo --bins --example show
 	tests/demo/demo.sh
 
 test: setup ## Run every test (unit, integration, end-to-end) with cargo nextest
