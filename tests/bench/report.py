@@ -2,12 +2,13 @@
 """Turns the raw figures of one benchmark run into the markdown report and the chart.
 
 Usage: report.py RESULTS.tsv META.txt OUT.md
-Writes OUT.md, OUT.png (the chart) and OUT.tsv (a copy of the raw figures). RESULTS.tsv has
-one measurement a line as tab-separated key=value pairs (written by run.sh); META.txt holds
-key=value lines describing the run. Ratios compare rates measured in the same run.
+       report.py OUT.tsv OUT.md          (again from the raw figures a run kept)
+Writes OUT.md, OUT.png (the chart) and OUT.tsv (the raw figures, the run's description on
+its first line). RESULTS.tsv has one measurement a line as tab-separated key=value pairs
+(written by run.sh); META.txt holds key=value lines describing the run. Ratios compare rates
+measured in the same run.
 """
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -119,7 +120,11 @@ def markdown(rows, meta):
                 if r["basis"] == "target_commit"
                 else "`_sluice_synced_at` (load transaction start)"
             )
-            gen = float(r["rows"]) / float(r["seconds"])
+            # pgbench's own rate (without connection time) when known.
+            if r.get("gen_tps") and r.get("txn"):
+                gen = float(r["gen_tps"]) * int(r["txn"])
+            else:
+                gen = float(r["rows"]) / float(r["seconds"])
             out.append(
                 f"| {r['system']} | {r['rows']} | {gen:.0f} | {r['p50']} | {r['p95']} | {r['p99']} | "
                 f"{r['max']} | {r['mean']} | {basis} | {r.get('metrics_mean_ms', '')}, "
@@ -195,7 +200,8 @@ def chart(rows, meta, path):
             for j, r in enumerate(sel):
                 vals = [float(r[k]) for k in keys]
                 xs = [i + j * width for i in range(len(keys))]
-                ax.bar(xs, vals, width=width, label=r["system"],
+                to = "target commit" if r.get("basis") == "target_commit" else "load start"
+                ax.bar(xs, vals, width=width, label=f"{r['system']} (to {to})",
                        color=["#1f77b4", "#ff7f0e", "#2ca02c"][j % 3])
                 for x, v in zip(xs, vals):
                     ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
@@ -210,12 +216,20 @@ def chart(rows, meta, path):
 
 
 def main():
-    results, meta_path, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    rows = read_results(results)
-    meta = read_meta(meta_path)
+    if len(sys.argv) == 3:
+        out = Path(sys.argv[2])
+        rows = read_results(sys.argv[1])
+        meta = next((r for r in rows if r["section"] == "meta"), {})
+        rows = [r for r in rows if r["section"] != "meta"]
+    else:
+        out = Path(sys.argv[3])
+        rows = read_results(sys.argv[1])
+        meta = read_meta(sys.argv[2])
     out.write_text(markdown(rows, meta))
     chart(rows, meta, out.with_suffix(".png"))
-    shutil.copyfile(results, out.with_suffix(".tsv"))
+    lines = ["\t".join(["section=meta"] + [f"{k}={v}" for k, v in meta.items()])]
+    lines += ["\t".join(f"{k}={v}" for k, v in r.items()) for r in rows]
+    out.with_suffix(".tsv").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@
 #        BENCH_FRESH_TXN      row changes per generator transaction (default 10)
 #        BENCH_FRESH_FLUSH_MS flush_interval_ms of the freshness pipelines (default 200)
 #        SLUICE_BIN     sluice binary            (default ${CARGO_TARGET_DIR:-target}/release/sluice)
+#        SLUICE_COMMIT  the commit the binary was built from, for the report (default: the
+#                       repository's HEAD, flagged when the tree has uncommitted changes)
 #        WORKLOAD_DIR   workload.sh + .sql       (default ../shared/bench, else /work/shared/bench)
 #        BENCH_DIR      scratch parent directory (default /tmp/sluice-bench)
 #        BENCH_OUT      results file             (default tests/bench/results/latest.md; the chart
@@ -544,7 +546,7 @@ PYEOF
   bd_n=$(metric_sum "$WORK/$name.prom" sluice_batch_duration_seconds_count)
   batches=$(metric_sum "$WORK/$name.prom" sluice_batches_applied_total)
   rec section=fresh id="fresh_$target" system="sluice -> $([ "$target" = duckdb ] && echo DuckDB || echo PostgreSQL)" \
-    rows="$n_src" seconds="$FRESH_SECONDS" gen_tps="${pgb_tps:-}" gen_lag_ms="${pgb_lag:-}" \
+    rows="$n_src" seconds="$FRESH_SECONDS" txn="$FRESH_TXN" gen_tps="${pgb_tps:-}" gen_lag_ms="${pgb_lag:-}" \
     basis="$([ "$target" = duckdb ] && echo synced_at || echo target_commit)" \
     p50="$2" p95="$3" p99="$4" max="$5" mean="$6" \
     sync_p50="$(echo "$sync_lat" | awk '{print $2}')" sync_p99="$(echo "$sync_lat" | awk '{print $4}')" \
@@ -575,8 +577,12 @@ if [ "$FRESH_SECONDS" -gt 0 ]; then
 fi
 
 # --- 6. report -------------------------------------------------------------------------------------
-commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -qv '^?? ' && echo ", with uncommitted changes in the tree" || true)
+if [ -n "${SLUICE_COMMIT:-}" ]; then
+  commit=$SLUICE_COMMIT dirty=
+else
+  commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  dirty=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -qv '^?? ' && echo ", with uncommitted changes in the tree" || true)
+fi
 {
   echo "workload=WL_ROWS=$WL_ROWS WL_MOVES=${WL_MOVES:-$((WL_ROWS / 2))} WL_CDC=$WL_CDC WL_TXN=$WL_TXN WL_DRIVER=${WL_DRIVER:-sql}"
   echo "expected=$(tr '\n' ' ' <"$WORK/expected" | sed 's/ *$//')"
