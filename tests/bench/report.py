@@ -131,6 +131,15 @@ def markdown(rows, meta):
                 f"≤ {r.get('hist_p50_ms', '?')}, ≤ {r.get('hist_p99_ms', '?')} | "
                 f"{r.get('batch_mean_ms', '')} | {r.get('batches', '')} | {rss(r)} | {r['check']} |"
             )
+        for r in fresh:
+            m = r.get("applied_metric")
+            if m and m != r["rows"]:
+                out.append("")
+                out.append(
+                    f"{r['system']}: `sluice_changes_applied_total` said {m} rows when the "
+                    f"target held all {r['rows']} (a metrics discrepancy, not a data one: the "
+                    f"check above compares the rows themselves)."
+                )
         pg = by_id.get("fresh_postgres")
         if pg and pg.get("sync_p50"):
             out.append("")

@@ -459,7 +459,7 @@ hist_quantile() { # FILE HISTOGRAM Q
 }
 
 fresh_run() { # TARGET(duckdb|postgres)
-  local target=$1 name=fresh_$1 mport t0 ready=0 n_src n_applied i c
+  local target=$1 name=fresh_$1 mport t0 ready=0 n_src n_captured n_applied lag i c
   mport=$(free_port)
   if [ "$target" = duckdb ]; then
     mkconfig "$WORK/$name" "sluice_$name" duckdb public.bench_fresh sluice_fresh
@@ -489,15 +489,20 @@ fresh_run() { # TARGET(duckdb|postgres)
     -c 4 -j 1 -R "$((FRESH_RATE / FRESH_TXN))" -T "$FRESH_SECONDS" -f "$WORK/fresh.sql" "$DB" \
     >"$WORK/$name.pgbench" 2>&1 || { cat "$WORK/$name.pgbench" >&2; die "pgbench for $name"; }
   n_src=$(src -Atc "SELECT count(*) FROM bench_fresh")
-  # Drained: every generated row applied to the target (the counter covers committed batches).
+  # Drained: every generated row captured, and everything captured committed to the target
+  # (apply lag 0). Not sluice_changes_applied_total: it was seen to stay one source
+  # transaction short of the rows in the target.
   t0=$(now)
   while :; do
     curl -sf "http://127.0.0.1:$mport/metrics" >"$WORK/$name.prom" || die "no /metrics from $name"
-    n_applied=$(metric_sum "$WORK/$name.prom" sluice_changes_applied_total 'table="public.bench_fresh"')
-    awk -v a="$n_applied" -v b="$n_src" 'BEGIN{exit !(a >= b)}' && break
-    [ "$(secs "$t0" "$(now)" | cut -d. -f1)" -lt 300 ] || die "$name: $n_applied of $n_src rows applied after 300 s"
+    n_captured=$(metric_sum "$WORK/$name.prom" sluice_changes_captured_total 'table="public.bench_fresh"')
+    lag=$(metric_sum "$WORK/$name.prom" sluice_apply_lag_bytes)
+    awk -v a="$n_captured" -v b="$n_src" -v l="$lag" 'BEGIN{exit !(a >= b && l == 0)}' && break
+    [ "$(secs "$t0" "$(now)" | cut -d. -f1)" -lt 300 ] \
+      || die "$name: $n_captured of $n_src rows captured, apply lag $lag bytes after 300 s"
     sleep 0.2
   done
+  n_applied=$(metric_sum "$WORK/$name.prom" sluice_changes_applied_total 'table="public.bench_fresh"')
   stop_child "$CHILD_PID" || { tail -n 20 "$WORK/$name.err" >&2; die "sync for $name did not stop cleanly"; }
   CHILD_PID=
   RSS_MB=$(awk 'END{printf "%.0f", $1/1024}' "$WORK/$name.time")
@@ -555,7 +560,7 @@ PYEOF
     batch_mean_ms="$(awk -v s="$bd_sum" -v n="$bd_n" 'BEGIN{ if (n > 0) printf "%.1f", 1000*s/n }')" \
     hist_p50_ms="$(hist_quantile "$WORK/$name.prom" sluice_end_to_end_latency_seconds 0.5)" \
     hist_p99_ms="$(hist_quantile "$WORK/$name.prom" sluice_end_to_end_latency_seconds 0.99)" \
-    batches="${batches%.*}" rss_mb="$RSS_MB" check=ok
+    batches="${batches%.*}" applied_metric="${n_applied%.*}" rss_mb="$RSS_MB" check=ok
   log "freshness into $target: $n_src rows; ms p50 $2 p95 $3 p99 $4 max $5; peak RSS $RSS_MB MiB"
 }
 
