@@ -76,6 +76,18 @@ async fn sync_into_postgres_value_by_value() {
 
     sync(&config);
     assert_same(&source, &target).await;
+    // MERGEs find rows by key through an index on the key columns.
+    let indexed = rows(
+        &target,
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'raw' AND tablename = 'zoo'",
+    )
+    .await;
+    assert!(
+        indexed
+            .iter()
+            .any(|r| r[0].as_deref().is_some_and(|d| d.ends_with("(id)"))),
+        "{indexed:?}"
+    );
 
     source
         .execute(

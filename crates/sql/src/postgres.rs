@@ -33,11 +33,11 @@
 //! COPY is its UTF-8 bytes. The destination sets `standard_conforming_strings = on`, which the
 //! literal quoting relies on (no backslash escapes).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use sluice_core::{PgType, meta};
 
-use crate::{CheckpointRow, STAGE, SqlDialect, statement};
+use crate::{CheckpointRow, STAGE, SqlDialect, TargetColumn, statement};
 
 /// The PostgreSQL dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -230,6 +230,31 @@ impl SqlDialect for Postgres {
     /// `NAMEDATALEN - 1`: longer identifiers are truncated by the server.
     fn max_identifier_bytes(&self) -> Option<usize> {
         Some(63)
+    }
+
+    /// With an index on the key columns: every MERGE looks rows up by key, and without one
+    /// each batch scans the whole table. Not unique: a batch may move keys between rows.
+    fn create_table(
+        &self,
+        schema: &str,
+        table: &str,
+        columns: &[TargetColumn<PgTarget>],
+    ) -> String {
+        let mut sql = statement::create_table(self, schema, table, columns);
+        let keys: Vec<String> = columns
+            .iter()
+            .filter(|c| c.key)
+            .map(|c| self.quote_ident(&c.name))
+            .collect();
+        if !keys.is_empty() {
+            let _ = write!(
+                sql,
+                "; CREATE INDEX ON {} ({})",
+                self.qualified(schema, table),
+                keys.join(", ")
+            );
+        }
+        sql
     }
 
     fn map_type(&self, pg: &PgType, _array_depth: usize) -> PgTarget {
