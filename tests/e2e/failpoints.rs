@@ -312,9 +312,10 @@ async fn crash_after_append_before_ack() {
     crash_into_duckdb("capture-after-append", "8*off->return", 2_000, &[]).await;
 }
 
-/// `ledger` is copied in two chunks of 4 MiB or so (after `audit`'s one). The capture sleeps
-/// after the first chunk of `ledger` so the loader can take the chunks so far into the
-/// warehouse, then dies after the second: the next run snapshots again over loaded rows.
+/// The snapshot appends three chunks: two of `ledger` (40,000 rows, about 6 MiB) and one of
+/// `audit`. Capture sleeps after the second so the loader takes the chunks so far into the
+/// warehouse, and dies after the third, before the snapshot's end: the next run snapshots
+/// again over loaded rows, while the writer has deleted and moved some of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_between_snapshot_chunks() {
     crash_into_duckdb(
