@@ -34,6 +34,7 @@ test: setup ## Run every test (unit, integration, end-to-end) with cargo nextest
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p sluice --features failpoints --all-targets -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
