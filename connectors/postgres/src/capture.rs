@@ -544,10 +544,25 @@ impl Streamer<'_> {
             }
             if last_publication_check.elapsed() >= PUBLICATION_CHECK {
                 last_publication_check = Instant::now();
-                if let Err(e) = check_published(self.client, self.publication, self.tables).await {
-                    // Keep what is complete: it was captured while the table was published.
-                    self.flush(log).await?;
-                    break Err(e);
+                // Bounded: on a partitioned network the query would otherwise wait for TCP.
+                let checked = tokio::time::timeout(
+                    reply_wait,
+                    check_published(self.client, self.publication, self.tables),
+                )
+                .await;
+                match checked {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        // Keep what is complete: it was captured while the table was published.
+                        self.flush(log).await?;
+                        break Err(e);
+                    }
+                    Err(_) => {
+                        break Err(Error::QueryTimeout {
+                            what: "the publication check",
+                            waited: reply_wait,
+                        });
+                    }
                 }
             }
             match next {

@@ -116,6 +116,14 @@ pub enum Error {
     )]
     ReceiveTimeout { silent: std::time::Duration },
 
+    /// A query on the ordinary connection got no answer in time while streaming (a network
+    /// partition): the connections are taken for lost.
+    #[error("the source did not answer {what} within {} ms: taking the connection for lost", waited.as_millis())]
+    QueryTimeout {
+        what: &'static str,
+        waited: std::time::Duration,
+    },
+
     /// The server sent something the protocol does not allow here.
     #[error("protocol violation on the replication connection: {0}")]
     Protocol(String),
@@ -211,7 +219,8 @@ impl Error {
             | Error::ConnectTimeout { .. }
             | Error::Io { .. }
             | Error::Closed
-            | Error::ReceiveTimeout { .. } => ErrorClass::Transient,
+            | Error::ReceiveTimeout { .. }
+            | Error::QueryTimeout { .. } => ErrorClass::Transient,
             Error::Tls { source, .. } => {
                 if is_tls_verification_failure(source) {
                     ErrorClass::Fatal
