@@ -286,3 +286,38 @@ pub mod tempfile_dir {
         }
     }
 }
+
+/// Where one writer's ledger transactions put their rows, so several writers (and the rows a
+/// test preloads) never collide.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerRanges {
+    /// New ids start here (`inserts` of them per transaction).
+    pub insert_base: i64,
+    pub inserts: i64,
+    /// Ids moved by a key change start here, and move by `move_by`.
+    pub moved_base: i64,
+    pub move_by: i64,
+}
+
+/// The `n`th transaction of a writer on `ledger (id, account, amount, note)` and
+/// `audit (seq, note)`: inserts, an update of many rows, a delete, a primary-key change, and a
+/// delete and re-insert of one key, in one transaction.
+pub fn ledger_transaction(n: i64, r: LedgerRanges) -> String {
+    let base = r.insert_base + n * 10;
+    format!(
+        "BEGIN;
+         INSERT INTO ledger SELECT g, g % 100, g, 'new' FROM generate_series({base}, {base} + {last}) g;
+         UPDATE ledger SET amount = amount + 1, note = 'touched {n}' WHERE id % 997 = {m};
+         DELETE FROM ledger WHERE id = {del};
+         UPDATE ledger SET id = id + {move_by} WHERE id = {moved};
+         DELETE FROM ledger WHERE id = {base} + 3;
+         INSERT INTO ledger VALUES ({base} + 3, 1, 1, 'reinserted');
+         INSERT INTO audit (note) VALUES ('tx {n}');
+         COMMIT;",
+        last = r.inserts - 1,
+        m = n % 997,
+        del = n * 7,
+        move_by = r.move_by,
+        moved = r.moved_base + n,
+    )
+}

@@ -48,20 +48,14 @@ async fn sigkill_at_random_points_loses_and_doubles_nothing() {
             let mut n: i64 = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let base = 300_000 + n * 10;
-                let sql = format!(
-                    "BEGIN;
-                     INSERT INTO ledger SELECT g, g % 100, g, 'new' FROM generate_series({base}, {base} + 9) g;
-                     UPDATE ledger SET amount = amount + 1, note = 'touched {n}' WHERE id % 997 = {m};
-                     DELETE FROM ledger WHERE id = {del};
-                     UPDATE ledger SET id = id + 1000000 WHERE id = {moved};
-                     DELETE FROM ledger WHERE id = {base} + 3;
-                     INSERT INTO ledger VALUES ({base} + 3, 1, 1, 'reinserted');
-                     INSERT INTO audit (note) VALUES ('tx {n}');
-                     COMMIT;",
-                    m = n % 997,
-                    del = n * 7,
-                    moved = 100_000 + n,
+                let sql = sluice_tests::ledger_transaction(
+                    n,
+                    sluice_tests::LedgerRanges {
+                        insert_base: 300_000,
+                        inserts: 10,
+                        moved_base: 100_000,
+                        move_by: 1_000_000,
+                    },
                 );
                 client
                     .batch_execute(&sql)

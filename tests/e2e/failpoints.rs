@@ -72,20 +72,14 @@ impl Writer {
             // Bounded, in case a test forgets to stop it.
             while !flag.load(Ordering::Relaxed) && n < 20_000 {
                 n += 1;
-                let base = 1_000_000 + n * 10;
-                let sql = format!(
-                    "BEGIN;
-                     INSERT INTO ledger SELECT g, g % 100, g, 'new' FROM generate_series({base}, {base} + 4) g;
-                     UPDATE ledger SET amount = amount + 1, note = 'touched {n}' WHERE id % 997 = {m};
-                     DELETE FROM ledger WHERE id = {del};
-                     UPDATE ledger SET id = id + 10000000 WHERE id = {moved};
-                     DELETE FROM ledger WHERE id = {base} + 3;
-                     INSERT INTO ledger VALUES ({base} + 3, 1, 1, 'reinserted');
-                     INSERT INTO audit (note) VALUES ('tx {n}');
-                     COMMIT;",
-                    m = n % 997,
-                    del = n * 7,
-                    moved = 500 + n,
+                let sql = sluice_tests::ledger_transaction(
+                    n,
+                    sluice_tests::LedgerRanges {
+                        insert_base: 1_000_000,
+                        inserts: 5,
+                        moved_base: 500,
+                        move_by: 10_000_000,
+                    },
                 );
                 client
                     .batch_execute(&sql)
