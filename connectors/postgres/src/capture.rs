@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use sluice_core::telemetry::{OpCounts, Stats, op_label, table_label};
+use sluice_core::telemetry::{OpCounts, Stats, now_micros, op_label, table_label};
 use sluice_core::{
     Change, ChangeLogWriter, Classify, Column, LastAppended, LogRecord, Lsn, Op, RelationSchema,
     TableId, Transaction, TxnKind, Value,
@@ -248,7 +248,7 @@ impl Capture {
         )
         .await?;
         let rows_at = Lsn(cp.0.saturating_sub(1));
-        let commit_ts = unix_micros_now();
+        let commit_ts = now_micros();
         let mut total = 0;
         for relation in &relations {
             let started = Instant::now();
@@ -315,7 +315,7 @@ impl<W: ChangeLogWriter> snapshot::RowSink for SnapshotSink<'_, W> {
         #[cfg(feature = "failpoints")]
         fail::fail_point!("snapshot-chunk", |_| crash("snapshot-chunk"));
         self.stats.snapshot_rows(&self.relation.table, n);
-        self.stats.captured(n, self.commit_ts);
+        self.stats.captured(n);
         metrics::counter!("sluice_snapshot_rows_total", "table" => self.label.clone()).increment(n);
         Ok(())
     }
@@ -452,12 +452,6 @@ async fn wal_sender_timeout(client: &Client) -> Result<Option<Duration>> {
     Ok(u64::try_from(millis).ok().map(Duration::from_millis))
 }
 
-fn unix_micros_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 struct OpenTxn {
     xid: u32,
     commit_ts: i64,
@@ -489,8 +483,8 @@ struct Streamer<'a> {
     stats: Arc<Stats>,
     /// Changes appended since the last report, per table and operation.
     counts: OpCounts,
-    /// Transactions waiting in `pending`: their change counts and commit times.
-    pending_txns: Vec<(u64, i64)>,
+    /// Change counts of the transactions waiting in `pending`.
+    pending_txns: Vec<u64>,
 }
 
 enum Next {
@@ -688,8 +682,8 @@ impl Streamer<'_> {
             self.durable = self.durable.max(t.end_lsn);
         }
         Stats::advance(&self.stats.captured_lsn, self.durable);
-        for (changes, commit_ts) in self.pending_txns.drain(..) {
-            self.stats.captured(changes, commit_ts);
+        for changes in self.pending_txns.drain(..) {
+            self.stats.captured(changes);
         }
         metrics::counter!("sluice_transactions_captured_total")
             .increment(self.pending.len() as u64);
@@ -732,8 +726,7 @@ impl Streamer<'_> {
                 for change in &txn.changes {
                     self.counts.add(&change.relation.table, change.op, 1);
                 }
-                self.pending_txns
-                    .push((txn.changes.len() as u64, txn.commit_ts));
+                self.pending_txns.push(txn.changes.len() as u64);
                 self.pending.push(LogRecord::Transaction(Transaction {
                     kind: TxnKind::Stream,
                     xid: txn.xid,

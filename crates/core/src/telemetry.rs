@@ -24,8 +24,6 @@ pub struct Stats {
     pub confirmed_lsn: AtomicU64,
     /// The source's WAL end as last reported by the server.
     pub source_wal_end: AtomicU64,
-    /// Commit time (Unix microseconds) of the last transaction captured.
-    pub captured_commit_ts: AtomicI64,
     /// Whether capture is connected and streaming (or copying the snapshot).
     pub source_up: AtomicBool,
 
@@ -77,11 +75,10 @@ pub enum SnapshotState {
 }
 
 impl Stats {
-    /// Records the change count of one captured transaction.
-    pub fn captured(&self, changes: u64, commit_ts: i64) {
+    /// Records the change count of one captured transaction (or snapshot chunk).
+    pub fn captured(&self, changes: u64) {
         self.captured_transactions.fetch_add(1, Ordering::Relaxed);
         self.captured_changes.fetch_add(changes, Ordering::Relaxed);
-        self.captured_commit_ts.store(commit_ts, Ordering::Relaxed);
     }
 
     /// Sets `field` to `lsn` unless it already holds a later one.
@@ -224,6 +221,13 @@ fn op_index(op: Op) -> usize {
         Op::Delete => 2,
         Op::Truncate => 3,
     }
+}
+
+/// This machine's clock as Unix microseconds (0 before 1970).
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// The `table` label of a table in metrics and state: `schema.name`, unquoted.

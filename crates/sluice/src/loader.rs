@@ -13,9 +13,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use sluice_core::telemetry::{OpCounts, Stats, op_label, table_label};
+use sluice_core::telemetry::{OpCounts, Stats, now_micros, op_label, table_label};
 use sluice_core::{
     BatchBuilder, ChangeLogReader, Checkpoint, Destination, LogPosition, LogRecord, Lsn, TableId,
     TxnKind,
@@ -223,9 +223,7 @@ impl BatchFigures {
         bytes: usize,
         elapsed: Duration,
     ) {
-        let now_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
+        let now_us = now_micros();
         for commit_ts in &self.commit_times {
             let latency = (now_us - commit_ts).max(0) as f64 / 1e6;
             metrics::histogram!("sluice_end_to_end_latency_seconds").record(latency);

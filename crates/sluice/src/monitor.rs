@@ -12,12 +12,14 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sluice_core::Lsn;
-use sluice_core::telemetry::{SnapshotState, Stats, table_label};
+use sluice_core::telemetry::{SnapshotState, Stats, now_micros, table_label};
+
+use crate::status::utc_text;
 use sluice_postgres::SourceConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -289,7 +291,7 @@ fn snapshot_state(
     apply_rate: f64,
     wal: Option<WalState>,
 ) -> SyncState {
-    let now_us = unix_micros();
+    let now_us = now_micros();
     let lsn = |f: &std::sync::atomic::AtomicU64| {
         let v = f.load(Ordering::Relaxed);
         (v > 0).then(|| Lsn(v).to_string())
@@ -349,17 +351,6 @@ pub fn read_state(path: &Path) -> Option<SyncState> {
 /// Whether the process that wrote a state file still runs.
 pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-}
-
-fn unix_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
-/// RFC 3339 UTC text of Unix microseconds.
-pub fn utc_text(us: i64) -> String {
-    crate::status::utc_text(us)
 }
 
 /// Progress bars per snapshot table and a status line, on stderr.
@@ -444,7 +435,7 @@ impl Display {
             if ts == 0 {
                 "-".to_owned()
             } else {
-                format!("{:.1}s", (unix_micros() - ts).max(0) as f64 / 1e6)
+                format!("{:.1}s", (now_micros() - ts).max(0) as f64 / 1e6)
             }
         };
         let lag = {

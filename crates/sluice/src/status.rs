@@ -15,7 +15,6 @@
 //! only failure is an unreachable source (exit 1); the rest is printed all the same.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use sluice_config::redact_url;
@@ -181,7 +180,7 @@ pub async fn run(settings: &Settings, json: bool) -> bool {
     let change_log = read_log(&settings.log, &target, checkpoint.as_ref()).await;
     let now_us = match &source {
         Ok(s) => s.now_us,
-        Err(_) => local_now_us(),
+        Err(_) => sluice_core::telemetry::now_micros(),
     };
     for process in &mut sync {
         for t in &mut process.state.tables {
@@ -715,12 +714,6 @@ fn chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     message
-}
-
-fn local_now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Bytes, readably: `512 B`, `1.5 MiB (1572864 bytes)`. Pure.

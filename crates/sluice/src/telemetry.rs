@@ -8,14 +8,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sluice_core::telemetry::{SnapshotState, Stats, table_label};
+use sluice_core::telemetry::{SnapshotState, Stats, now_micros, table_label};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -292,9 +291,7 @@ pub fn refresh(stats: &Stats) {
         "sluice_apply_lag_bytes",
         captured.saturating_sub(applied) as f64,
     );
-    let now_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
+    let now_us = now_micros();
     let applied_ts = stats.applied_commit_ts.load(Ordering::Relaxed);
     if applied_ts > 0 {
         let since = (now_us - applied_ts).max(0) as f64 / 1e6;
