@@ -36,6 +36,8 @@ pub fn state_file_name(load_only: bool) -> &'static str {
 
 /// How often the state file and the terminal display are refreshed.
 const TICK: Duration = Duration::from_secs(1);
+/// A slot check that takes longer than this is abandoned.
+const SLOT_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rates are computed over this window.
 const RATE_WINDOW: Duration = Duration::from_secs(30);
 
@@ -126,6 +128,8 @@ pub async fn run(config: MonitorConfig, stats: Arc<Stats>, stop: CancellationTok
     let mut slot_samples: VecDeque<SlotSample> = VecDeque::new();
     let mut wal: Option<WalState> = None;
     let mut last_check: Option<Instant> = None;
+    // One connection for the slot checks, opened again only after it failed.
+    let mut client: Option<tokio_postgres::Client> = None;
     let mut warned = false;
     metrics::gauge!("sluice_wal_warn_retained_bytes").set(config.wal.warn_retained as f64);
     loop {
@@ -147,7 +151,15 @@ pub async fn run(config: MonitorConfig, stats: Arc<Stats>, stop: CancellationTok
             && last_check.is_none_or(|t| t.elapsed() >= config.wal.check_interval)
         {
             last_check = Some(now);
-            match read_slot(&config.source, &config.slot).await {
+            // Bounded, so a partitioned network never holds the monitor (or the shutdown that
+            // waits for it); a timed-out read leaves no connection behind.
+            let read = tokio::time::timeout(
+                SLOT_READ_TIMEOUT,
+                read_slot(&mut client, &config.source, &config.slot),
+            )
+            .await
+            .unwrap_or_else(|_| Err(sluice_postgres::Error::Closed));
+            match read {
                 Ok(Some(slot)) => {
                     slot_samples.push_back(SlotSample {
                         at: now,
@@ -205,12 +217,20 @@ pub async fn run(config: MonitorConfig, stats: Arc<Stats>, stop: CancellationTok
     }
 }
 
+/// Reads the slot over `client`, connecting first when there is none; a failed read drops the
+/// connection so the next check opens a fresh one.
 async fn read_slot(
+    client: &mut Option<tokio_postgres::Client>,
     source: &SourceConfig,
     slot: &str,
 ) -> Result<Option<sluice_postgres::SlotState>, sluice_postgres::Error> {
-    let client = sluice_postgres::connect(source).await?;
-    sluice_postgres::find_slot(&client, slot).await
+    let c = match client.take() {
+        Some(c) if !c.is_closed() => c,
+        _ => sluice_postgres::connect(source).await?,
+    };
+    let state = sluice_postgres::find_slot(&c, slot).await?;
+    *client = Some(c);
+    Ok(state)
 }
 
 /// Bytes of the change-log segments (metadata only, no reading).
