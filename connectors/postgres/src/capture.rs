@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use sluice_core::telemetry::{OpCounts, Stats, now_micros, op_label, table_label};
+use sluice_core::telemetry::{OpCounts, Stats, op_label, table_label};
 use sluice_core::{
     Change, ChangeLogWriter, Classify, Column, LastAppended, LogRecord, Lsn, Op, RelationSchema,
     TableId, Transaction, TxnKind, Value,
@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{self, TablePattern};
 use crate::config::SourceConfig;
 use crate::error::{Error, Result};
-use crate::replication::{ReplicationClient, ReplicationStream, SlotOptions};
+use crate::replication::{ReplicationClient, ReplicationStream};
 use crate::{connect, ident, publication, slot, snapshot};
 
 /// Append a group of transactions once it holds this many bytes: big enough to amortise the
@@ -48,8 +48,6 @@ use crate::{connect, ident, publication, slot, snapshot};
 pub const GROUP_BYTES: usize = 8 * 1024 * 1024;
 /// Append a group once the stream has been quiet this long: keeps latency low at low rates.
 pub const GROUP_WAIT: Duration = Duration::from_millis(10);
-/// Snapshot rows are appended in records of about this size.
-pub const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Longest gap between standby status updates; shortened to a third of the server's
 /// `wal_sender_timeout` when that is smaller.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
@@ -154,9 +152,15 @@ impl Capture {
                     tracing::info!(slot = %slot_name, "snapshot was not finished: re-creating the slot");
                     repl.drop_slot(slot_name, false).await?;
                 }
-                report.snapshot_rows = self
-                    .snapshot(&mut repl, log, &tables, &control.stats)
-                    .await?;
+                report.snapshot_rows = snapshot::take(
+                    &self.source,
+                    slot_name,
+                    &mut repl,
+                    log,
+                    &tables,
+                    &control.stats,
+                )
+                .await?;
             }
         }
         let server_timeout = wal_sender_timeout(&client).await?;
@@ -209,116 +213,6 @@ impl Capture {
         let report = streamer.report;
         result.map(|()| report)
     }
-
-    async fn snapshot<W: ChangeLogWriter>(
-        &self,
-        repl: &mut ReplicationClient,
-        log: &mut W,
-        tables: &[TableId],
-        stats: &Stats,
-    ) -> Result<u64> {
-        let created = repl
-            .create_slot(&self.options.slot, &SlotOptions::default())
-            .await?;
-        let cp = created.consistent_point;
-        let snapshot_name = created.snapshot_name.ok_or_else(|| {
-            Error::Protocol("CREATE_REPLICATION_SLOT returned no snapshot name".to_owned())
-        })?;
-        tracing::info!(slot = %self.options.slot, lsn = %cp, tables = tables.len(), "slot created, copying tables");
-        // The exported snapshot lives while `repl` stays idle: copy on another connection.
-        let copier = connect(&self.source).await?;
-        snapshot::begin(&copier, &snapshot_name).await?;
-        let mut relations = Vec::with_capacity(tables.len());
-        let mut planned = Vec::with_capacity(tables.len());
-        for t in tables {
-            let relation = catalog::relation_schema(&copier, t).await?;
-            planned.push((
-                t.clone(),
-                catalog::estimated_rows(&copier, relation.oid).await?,
-            ));
-            relations.push(Arc::new(relation));
-        }
-        stats.snapshot_planned(&planned);
-        append(
-            log,
-            &[LogRecord::SnapshotBegin {
-                consistent_point: cp,
-                relations: relations.clone(),
-            }],
-        )
-        .await?;
-        let rows_at = Lsn(cp.0.saturating_sub(1));
-        let commit_ts = now_micros();
-        let mut total = 0;
-        for relation in &relations {
-            let started = Instant::now();
-            stats.snapshot_started(&relation.table);
-            let mut sink = SnapshotSink {
-                log: &mut *log,
-                relation,
-                rows_at,
-                commit_ts,
-                stats,
-                label: table_label(&relation.table),
-            };
-            let rows =
-                snapshot::copy_table(&copier, relation, SNAPSHOT_CHUNK_BYTES, &mut sink).await?;
-            stats.snapshot_done(&relation.table);
-            total += rows;
-            tracing::info!(table = %relation.table, rows, elapsed_ms = started.elapsed().as_millis() as u64, "table copied");
-        }
-        snapshot::commit(&copier).await?;
-        append(
-            log,
-            &[LogRecord::SnapshotEnd {
-                consistent_point: cp,
-            }],
-        )
-        .await?;
-        Ok(total)
-    }
-}
-
-/// Appends snapshot rows as snapshot transactions positioned just before the consistent point.
-struct SnapshotSink<'a, W> {
-    log: &'a mut W,
-    relation: &'a Arc<RelationSchema>,
-    rows_at: Lsn,
-    commit_ts: i64,
-    stats: &'a Stats,
-    /// The table's name as a metric label.
-    label: String,
-}
-
-impl<W: ChangeLogWriter> snapshot::RowSink for SnapshotSink<'_, W> {
-    async fn accept(&mut self, rows: Vec<Vec<Value>>) -> Result<()> {
-        let n = rows.len() as u64;
-        let changes = rows
-            .into_iter()
-            .map(|new| Change {
-                relation: self.relation.clone(),
-                op: Op::Insert,
-                new: Some(new),
-                old: None,
-            })
-            .collect();
-        let record = LogRecord::Transaction(Transaction {
-            kind: TxnKind::Snapshot,
-            xid: 0,
-            commit_lsn: self.rows_at,
-            end_lsn: self.rows_at,
-            commit_ts: self.commit_ts,
-            changes,
-        });
-        append(self.log, &[record]).await?;
-        // A crash here leaves an unfinished snapshot in the log: the next run starts it over.
-        #[cfg(feature = "failpoints")]
-        fail::fail_point!("snapshot-chunk", |_| crash("snapshot-chunk"));
-        self.stats.snapshot_rows(&self.relation.table, n);
-        self.stats.captured(n);
-        metrics::counter!("sluice_snapshot_rows_total", "table" => self.label.clone()).increment(n);
-        Ok(())
-    }
 }
 
 /// How often streaming checks that every captured table is still in the publication.
@@ -353,7 +247,7 @@ async fn check_published(client: &Client, publication: &str, tables: &[TableId])
     ))
 }
 
-async fn append<W: ChangeLogWriter>(log: &mut W, records: &[LogRecord]) -> Result<()> {
+pub(crate) async fn append<W: ChangeLogWriter>(log: &mut W, records: &[LogRecord]) -> Result<()> {
     log.append(records).await.map_err(|e| Error::ChangeLog {
         class: e.class(),
         source: Box::new(e),
@@ -873,7 +767,7 @@ impl Streamer<'_> {
 /// The action of a failpoint set to `return`: ends the process at once, as a crash would (no
 /// destructors, nothing flushed or sent).
 #[cfg(feature = "failpoints")]
-fn crash(failpoint: &str) -> ! {
+pub(crate) fn crash(failpoint: &str) -> ! {
     eprintln!("failpoint {failpoint}: aborting the process");
     std::process::abort()
 }
