@@ -11,6 +11,7 @@ mod idle;
 mod operations;
 mod postgres_target;
 mod security;
+mod snapshot;
 mod status;
 mod sync;
 mod verify;

@@ -63,6 +63,8 @@ pub struct CaptureOptions {
     pub tables: Vec<TablePattern>,
     pub slot: String,
     pub publication: String,
+    /// Workers, chunk size and resume ledger of the initial snapshot.
+    pub snapshot: snapshot::SnapshotOptions,
 }
 
 /// When capture stops.
@@ -147,17 +149,16 @@ impl Capture {
                     "Changes made while the slot was missing cannot be recovered. Remove the change log directory and the target tables, then sync again to take a new snapshot.",
                 ));
             }
-            (slot_exists, false) => {
-                if slot_exists {
-                    tracing::info!(slot = %slot_name, "snapshot was not finished: re-creating the slot");
-                    repl.drop_slot(slot_name, false).await?;
-                }
-                report.snapshot_rows = snapshot::take(
+            (_, false) => {
+                // Take the snapshot, or continue an interrupted one (the `snapshot` module).
+                report.snapshot_rows = snapshot::unfinished(
                     &self.source,
                     slot_name,
+                    &self.options.snapshot,
                     &mut repl,
                     log,
                     &tables,
+                    existing.as_ref(),
                     &control.stats,
                 )
                 .await?;

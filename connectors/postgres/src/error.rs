@@ -152,6 +152,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// Writing the snapshot's chunk ledger (next to the change log) failed.
+    #[error("writing the snapshot ledger \"{}\" failed", path.display())]
+    Ledger { path: PathBuf, source: io::Error },
+
     /// Appending to the change log failed.
     #[error("appending to the change log failed")]
     ChangeLog {
@@ -220,7 +224,8 @@ impl Error {
             | Error::Io { .. }
             | Error::Closed
             | Error::ReceiveTimeout { .. }
-            | Error::QueryTimeout { .. } => ErrorClass::Transient,
+            | Error::QueryTimeout { .. }
+            | Error::Ledger { .. } => ErrorClass::Transient,
             Error::Tls { source, .. } => {
                 if is_tls_verification_failure(source) {
                     ErrorClass::Fatal

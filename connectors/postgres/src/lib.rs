@@ -13,11 +13,13 @@
 
 mod capture;
 mod catalog;
+mod chunk;
 mod config;
 mod connect;
 pub mod digest;
 mod error;
 mod ident;
+mod ledger;
 mod prerequisites;
 mod publication;
 mod replication;
@@ -30,6 +32,7 @@ pub use catalog::{TablePattern, relation_schema, resolve_tables};
 pub use prerequisites::{Finding, Level, check as check_prerequisites};
 pub use publication::{drop as drop_publication, exists as publication_exists, published_tables};
 pub use slot::{SlotState, drop as drop_slot, find as find_slot};
+pub use snapshot::{SnapshotOptions, ledger_path};
 
 pub use config::{DEFAULT_PORT, SourceConfig, SslMode};
 pub use connect::{DEFAULT_CONNECT_TIMEOUT, connect};

@@ -41,6 +41,17 @@ pub const DEFAULT_MAX_BATCH_ROWS: u64 = 500_000;
 /// Smallest accepted batch budget: below this, per-batch overhead dominates.
 pub const MIN_MAX_BATCH_BYTES: u64 = 1024 * 1024;
 
+/// Connections copying the initial snapshot at once by default: four keep a laptop's or a
+/// small server's cores and disk busy (the copy is bound by the server's scan and the change
+/// log's fsync) while taking only four of the source's `max_connections`.
+pub const DEFAULT_SNAPSHOT_WORKERS: usize = 4;
+/// Most snapshot workers accepted: each holds a source connection and a 4 MiB buffer.
+pub const MAX_SNAPSHOT_WORKERS: usize = 64;
+/// Rows per snapshot chunk by default: about 10 to 50 MiB at usual row sizes, so a crash
+/// copies little again and workers share big tables evenly, while the per-chunk cost (one
+/// range query, one ledger write) stays negligible.
+pub const DEFAULT_SNAPSHOT_CHUNK_ROWS: u64 = 100_000;
+
 /// Warn when the slot retains more WAL than this by default.
 pub const DEFAULT_WAL_WARN_RETAINED: u64 = 1024 * 1024 * 1024;
 /// How often the slot's retained WAL is checked by default.
@@ -113,6 +124,13 @@ pub struct SourceSection {
     pub slot: String,
     #[serde(default = "default_publication")]
     pub publication: String,
+    /// Connections copying the initial snapshot's chunks at once.
+    #[serde(default = "default_snapshot_workers")]
+    pub snapshot_workers: usize,
+    /// Rows per chunk of the initial snapshot, about: the unit of parallel copy and of resume
+    /// after a crash.
+    #[serde(default = "default_snapshot_chunk_rows")]
+    pub snapshot_chunk_rows: u64,
 }
 
 impl fmt::Debug for SourceSection {
@@ -122,6 +140,8 @@ impl fmt::Debug for SourceSection {
             .field("tables", &self.tables)
             .field("slot", &self.slot)
             .field("publication", &self.publication)
+            .field("snapshot_workers", &self.snapshot_workers)
+            .field("snapshot_chunk_rows", &self.snapshot_chunk_rows)
             .finish()
     }
 }
@@ -131,6 +151,12 @@ fn default_slot() -> String {
 }
 fn default_publication() -> String {
     DEFAULT_PUBLICATION.to_owned()
+}
+fn default_snapshot_workers() -> usize {
+    DEFAULT_SNAPSHOT_WORKERS
+}
+fn default_snapshot_chunk_rows() -> u64 {
+    DEFAULT_SNAPSHOT_CHUNK_ROWS
 }
 
 /// `[load]`: when micro-batches close.
@@ -279,6 +305,18 @@ impl Config {
             p.push(Problem::new(
                 "source.slot",
                 "may contain only lower-case letters, digits and underscores (PostgreSQL's rule for slot names)",
+            ));
+        }
+        if !(1..=MAX_SNAPSHOT_WORKERS).contains(&self.source.snapshot_workers) {
+            p.push(Problem::new(
+                "source.snapshot_workers",
+                format!("must be 1 to {MAX_SNAPSHOT_WORKERS}"),
+            ));
+        }
+        if self.source.snapshot_chunk_rows == 0 {
+            p.push(Problem::new(
+                "source.snapshot_chunk_rows",
+                "must be at least 1",
             ));
         }
         if self.load.flush_interval_ms == 0 {

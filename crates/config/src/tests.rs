@@ -328,3 +328,31 @@ fn keys_without_a_bare_name_are_quoted_in_paths() {
     assert_eq!(key_name("max_batch_bytes"), "max_batch_bytes");
     assert_eq!(key_name("a.b"), "\"a.b\"");
 }
+
+#[test]
+fn snapshot_options_default_and_name_their_fields() {
+    let c = Config::from_toml(MINIMAL, &vars(&[])).expect("parses");
+    assert_eq!(c.source.snapshot_workers, DEFAULT_SNAPSHOT_WORKERS);
+    assert_eq!(c.source.snapshot_chunk_rows, DEFAULT_SNAPSHOT_CHUNK_ROWS);
+    let text = MINIMAL.to_owned() + "snapshot_workers = 8\nsnapshot_chunk_rows = 500\n";
+    let c = Config::from_toml(&text, &vars(&[])).expect("parses");
+    c.validate().expect("valid");
+    assert_eq!(
+        (c.source.snapshot_workers, c.source.snapshot_chunk_rows),
+        (8, 500)
+    );
+    for (workers, rows) in [(0, 0), (MAX_SNAPSHOT_WORKERS + 1, 0)] {
+        let text = format!("{MINIMAL}snapshot_workers = {workers}\nsnapshot_chunk_rows = {rows}\n");
+        let c = Config::from_toml(&text, &vars(&[])).expect("parses");
+        assert_eq!(
+            paths(c.validate().expect_err("invalid")),
+            vec![
+                "source.snapshot_workers".to_owned(),
+                "source.snapshot_chunk_rows".to_owned()
+            ]
+        );
+    }
+    let err = Config::from_toml(&format!("{MINIMAL}snapshot_workers = -1\n"), &vars(&[]))
+        .expect_err("negative");
+    assert_eq!(paths(err), vec!["source.snapshot_workers".to_owned()]);
+}

@@ -31,6 +31,10 @@ tables = [{tables}]
 # Replication slot and publication, created when missing.
 slot = "sluice"
 publication = "sluice"
+# Connections copying the initial snapshot in parallel, in chunks of about this many rows.
+# A restart after a crash copies only the chunks not yet in the change log.
+snapshot_workers = 4
+snapshot_chunk_rows = 100000
 
 [log]
 # The durable change log between capture and loader: a local directory.

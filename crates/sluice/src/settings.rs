@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use sluice_config::{Config, ConfigError, Problem};
-use sluice_postgres::{CaptureOptions, SourceConfig, TablePattern};
+use sluice_postgres::{CaptureOptions, SnapshotOptions, SourceConfig, TablePattern};
 
 use crate::loader::BatchLimits;
 use crate::registry::{self, LogKind, TargetKind};
@@ -103,6 +103,12 @@ impl Settings {
                 tables,
                 slot: config.source.slot.clone(),
                 publication: config.source.publication.clone(),
+                snapshot: SnapshotOptions {
+                    workers: config.source.snapshot_workers,
+                    chunk_rows: config.source.snapshot_chunk_rows,
+                    // The change log is capture's checkpoint; the ledger sits next to it.
+                    ledger: Some(sluice_postgres::ledger_path(&log_options.dir)),
+                },
             },
             log,
             target,
