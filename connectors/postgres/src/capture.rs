@@ -6,7 +6,8 @@
 //! | slot | last record in the log | action |
 //! |---|---|---|
 //! | none | none | create the slot, snapshot, stream |
-//! | exists | none, or a snapshot not finished | drop and re-create the slot, snapshot again, stream |
+//! | exists | a snapshot not finished, its chunk ledger matching | keep the slot, copy the unfinished chunks, stream (`snapshot` module) |
+//! | exists | none, or a snapshot not finished otherwise | drop and re-create the slot, snapshot again, stream |
 //! | exists | snapshot end or a streamed transaction | stream from the slot's confirmed position |
 //! | none | anything | stop: changes may have been lost |
 //!
