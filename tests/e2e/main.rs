@@ -14,5 +14,6 @@ mod security;
 mod snapshot;
 mod status;
 mod sync;
+mod types;
 mod verify;
 mod views;

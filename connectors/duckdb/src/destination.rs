@@ -233,6 +233,13 @@ fn apply_table(
     plan: &TablePlan,
 ) -> Result<()> {
     let d = c.dialect();
+    // Staged and checked before anything changes the table: DuckDB refuses to commit a
+    // column's type change made after rows of its table changed in the same transaction.
+    let columns = if table.rows.is_empty() {
+        plan.columns.clone()
+    } else {
+        stage_checked(c, schema, table, plan)?
+    };
     if let Some(below) = table.truncate_below {
         c.execute(
             &d.truncate_below(schema, &plan.name, below.0 as i64, deletes),
@@ -242,50 +249,101 @@ fn apply_table(
     if table.rows.is_empty() {
         return Ok(());
     }
-    let value_error = |i: usize, reason: String| Error::Value {
-        table: plan.display.clone(),
-        column: plan
-            .columns
-            .get(i)
-            .map_or_else(String::new, |col| col.name.clone()),
-        reason,
-    };
-    let keys = plan.columns.iter().filter(|col| col.key).count();
-    c.execute(
-        &d.create_stage(plan.columns.len(), keys),
-        "creating the staging table",
-    )?;
-    c.append_stage(
-        table
-            .rows
-            .iter()
-            .map(|row| encode::stage_row(row, &plan.columns).map_err(|(i, e)| value_error(i, e.0))),
-    )?;
-    if let Some((query, positions)) = d.check_stage(&plan.columns) {
-        let failed = c.query_bools(
-            &query,
-            positions.len(),
-            &format!("checking the values staged for {}", plan.display),
-        )?;
-        if let Some(k) = failed.iter().position(|&f| f) {
-            let i = positions[k];
-            return Err(value_error(
-                i,
-                format!(
-                    "a value cannot be converted to {} without loss",
-                    plan.columns[i].ty
-                ),
-            ));
-        }
-    }
     let statements = if table.keyed() {
         let moved = table.rows.iter().any(|row| row.moved_from.is_some());
-        d.merge(schema, &plan.name, &plan.columns, deletes, moved)
+        d.merge(schema, &plan.name, &columns, deletes, moved)
     } else {
-        vec![d.append(schema, &plan.name, &plan.columns)]
+        vec![d.append(schema, &plan.name, &columns)]
     };
     for statement in &statements {
         c.execute(statement, &format!("merging into {}", plan.display))?;
     }
     c.execute(&d.drop_stage(), "dropping the staging table")
+}
+
+/// Stages the table's rows and checks that every staged value converts exactly into its
+/// column's type. A column with values its type cannot hold (numeric `NaN` in a `DECIMAL`, a
+/// timestamp after DuckDB's last one, in a list or not) is changed into text holding
+/// PostgreSQL's exact text, its existing values converted
+/// ([`sluice_sql::DuckDb::to_text`]), and the rows are staged again for the new types, so
+/// nothing fails and nothing is lost. Returns the columns as they are now.
+fn stage_checked(
+    c: &Client,
+    schema: &str,
+    table: &TableBatch,
+    plan: &TablePlan,
+) -> Result<Vec<sluice_sql::TargetColumn<DuckType>>> {
+    let d = c.dialect();
+    let mut columns = plan.columns.clone();
+    let value_error =
+        |columns: &[sluice_sql::TargetColumn<DuckType>], i: usize, reason: String| Error::Value {
+            table: plan.display.clone(),
+            column: columns
+                .get(i)
+                .map_or_else(String::new, |col| col.name.clone()),
+            reason,
+        };
+    let keys = columns.iter().filter(|col| col.key).count();
+    // A second round only after columns became text, which every staged value converts into.
+    for round in 0..2 {
+        c.execute(
+            &d.create_stage(columns.len(), keys),
+            "creating the staging table",
+        )?;
+        c.append_stage(table.rows.iter().map(|row| {
+            encode::stage_row(row, &columns).map_err(|(i, e)| value_error(&columns, i, e.0))
+        }))?;
+        let Some((query, positions)) = d.check_stage(&columns) else {
+            break;
+        };
+        let failed = c.query_bools(
+            &query,
+            positions.len(),
+            &format!("checking the values staged for {}", plan.display),
+        )?;
+        let failed: Vec<usize> = positions
+            .iter()
+            .zip(&failed)
+            .filter(|&(_, &f)| f)
+            .map(|(&i, _)| i)
+            .collect();
+        if failed.is_empty() {
+            break;
+        }
+        for i in failed {
+            let from = columns[i].ty.clone();
+            let refuse = || {
+                value_error(
+                    &columns,
+                    i,
+                    format!("a value cannot be converted to {from} without loss"),
+                )
+            };
+            if round > 0 {
+                return Err(refuse());
+            }
+            let Some(alter) = d.to_text(schema, &plan.name, &columns[i].name, &from) else {
+                return Err(refuse());
+            };
+            let to = DuckDb::text_type(&from);
+            c.execute(
+                &alter,
+                &format!(
+                    "changing column {} of {} to {to}",
+                    d.quote_ident(&columns[i].name),
+                    plan.display
+                ),
+            )?;
+            tracing::warn!(
+                table = %plan.display,
+                column = %columns[i].name,
+                from = %from,
+                to = %to,
+                "column changed to text holding PostgreSQL's exact text: some values do not \
+                 fit its type"
+            );
+            columns[i].ty = to;
+        }
+    }
+    Ok(columns)
 }

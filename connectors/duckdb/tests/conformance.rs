@@ -70,8 +70,8 @@ impl Harness for DuckHarness {
     fn supports(&self) -> Supports {
         Supports {
             float_special: true,
-            // DECIMAL has no NaN or infinities: the destination refuses them.
-            numeric_special_in_decimal: false,
+            // DECIMAL has no NaN: the column becomes VARCHAR holding the exact text.
+            numeric_special_in_decimal: true,
             infinite_datetimes: true,
         }
     }

@@ -514,3 +514,106 @@ async fn edge_values_round_trip() {
         ]
     );
 }
+
+/// Values a typed column cannot hold (numeric `NaN` in a `DECIMAL`, timestamps after DuckDB's
+/// last one, also inside lists) turn the column into text in the batch that brings them: the
+/// values already loaded become PostgreSQL's exact text, and nothing fails or is lost.
+#[tokio::test]
+async fn values_beyond_the_type_turn_the_column_into_text() {
+    let columns: Vec<Col<'_>> = vec![
+        ("id", oid::INT4, -1, true),
+        ("n", oid::NUMERIC, numeric(10, 2), false),
+        ("ts", oid::TIMESTAMP, -1, false),
+        ("tz", oid::TIMESTAMPTZ, -1, false),
+        ("d", oid::DATE, -1, false),
+        ("l", oid::TIMESTAMPTZ_ARRAY, -1, false),
+        ("keep", oid::NUMERIC, numeric(10, 2), false),
+    ];
+    let r = rel("public", "beyond", 1, &columns);
+    let row = |id: &'static str, n, ts, tz, l| {
+        ins(
+            &r,
+            vals(&[Some(id), n, ts, tz, Some("0044-03-15 BC"), l, Some("1.50")]),
+        )
+    };
+    let mut f = Fixture::new(DeleteMode::Soft);
+    f.apply(&[txn(
+        10,
+        vec![
+            row(
+                "1",
+                Some("-12.50"),
+                Some("0044-03-15 12:00:00.5 BC"),
+                Some("2024-01-02 03:04:05.5+05:30"),
+                Some("{\"0001-01-01 00:00:00+00 BC\",infinity,NULL}"),
+            ),
+            row("2", None, Some("infinity"), Some("-infinity"), Some("{}")),
+        ],
+    )])
+    .await;
+    let types = "SELECT column_name, data_type FROM information_schema.columns \
+                 WHERE table_schema = 'raw' AND table_name = 'beyond' \
+                 AND column_name NOT LIKE '\\_sluice%' ESCAPE '\\' ORDER BY ordinal_position";
+    assert_eq!(
+        f.lines(types),
+        vec![
+            "id|INTEGER",
+            "n|DECIMAL(10,2)",
+            "ts|TIMESTAMP",
+            "tz|TIMESTAMP WITH TIME ZONE",
+            "d|DATE",
+            "l|TIMESTAMP WITH TIME ZONE[]",
+            "keep|DECIMAL(10,2)",
+        ]
+    );
+    f.apply(&[txn(
+        20,
+        vec![row(
+            "3",
+            Some("NaN"),
+            Some("294276-12-31 23:59:59.999999"),
+            Some("294276-12-31 23:59:59.999999+00"),
+            Some("{\"294276-01-01 00:00:00+00\"}"),
+        )],
+    )])
+    .await;
+    assert_eq!(
+        f.lines(types),
+        vec![
+            "id|INTEGER",
+            "n|VARCHAR",
+            "ts|VARCHAR",
+            "tz|VARCHAR",
+            "d|DATE",
+            "l|VARCHAR[]",
+            "keep|DECIMAL(10,2)",
+        ]
+    );
+    // The text PostgreSQL prints (DateStyle ISO, TimeZone UTC), for old and new values.
+    assert_eq!(
+        f.lines("SELECT id, n, ts, tz, l FROM raw.beyond ORDER BY id"),
+        vec![
+            "1|-12.50|0044-03-15 12:00:00.5 BC|2024-01-01 21:34:05.5+00|\
+             ['0001-01-01 00:00:00+00 BC', infinity, NULL]",
+            "2|NULL|infinity|-infinity|[]",
+            "3|NaN|294276-12-31 23:59:59.999999|294276-12-31 23:59:59.999999+00|\
+             ['294276-01-01 00:00:00+00']",
+        ]
+    );
+    // Later batches keep the text columns and load ordinary values as text.
+    f.apply(&[txn(
+        30,
+        vec![row(
+            "4",
+            Some("7.00"),
+            Some("2024-01-01 00:00:00"),
+            None,
+            Some("{\"2024-01-01 00:00:00+00\"}"),
+        )],
+    )])
+    .await;
+    assert_eq!(
+        f.lines("SELECT n, ts, l FROM raw.beyond WHERE id = 4"),
+        vec!["7.00|2024-01-01 00:00:00|['2024-01-01 00:00:00+00']"]
+    );
+}

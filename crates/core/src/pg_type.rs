@@ -51,6 +51,11 @@ pub mod oid {
     pub const UUID_ARRAY: u32 = 2951;
     pub const JSONB_ARRAY: u32 = 3807;
     pub const JSON_ARRAY: u32 = 199;
+    pub const NAME_ARRAY: u32 = 1003;
+    pub const OID_ARRAY: u32 = 1028;
+    pub const TIME_ARRAY: u32 = 1183;
+    pub const INTERVAL_ARRAY: u32 = 1187;
+    pub const TIMETZ_ARRAY: u32 = 1270;
 }
 
 /// How Sluice interprets a column's values.
@@ -101,12 +106,15 @@ impl PgType {
             FLOAT4 => PgType::Float4,
             FLOAT8 => PgType::Float8,
             NUMERIC => {
-                // atttypmod = ((precision << 16) | scale) + VARHDRSZ (4), -1 when unconstrained.
+                // atttypmod = ((precision << 16) | (scale & 0x7ff)) + VARHDRSZ (4), -1 when
+                // unconstrained; the scale is 11-bit two's complement (negative since 15).
                 if type_modifier >= 4 {
                     let m = (type_modifier - 4) as u32;
+                    let scale = (((m & 0x7ff) ^ 0x400) as i16) - 0x400;
                     PgType::Numeric {
                         precision: Some(((m >> 16) & 0xFFFF) as u16),
-                        scale: Some((m & 0xFFFF) as u16),
+                        // Negative scales as their 16-bit two's complement (`as i16` reads them).
+                        scale: Some(scale as u16),
                     }
                 } else {
                     PgType::Numeric {
@@ -167,6 +175,14 @@ mod tests {
             PgType::Numeric {
                 precision: Some(12),
                 scale: Some(2)
+            }
+        );
+        // numeric(5,-2): the scale in 11 bits, two's complement.
+        assert_eq!(
+            PgType::from_oid(oid::NUMERIC, ((5 << 16) | (-2i32 & 0x7ff)) + 4),
+            PgType::Numeric {
+                precision: Some(5),
+                scale: Some(-2i16 as u16)
             }
         );
         assert_eq!(

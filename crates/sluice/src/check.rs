@@ -77,6 +77,7 @@ async fn check_type_mapping(settings: &Settings) -> Option<Finding> {
         #[cfg(feature = "postgres")]
         TargetKind::Postgres(_) => sluice_sql::Postgres.kept_as_text(pg),
     };
+    let switched = switched_to_text(settings, &tables).await;
     let mut columns = Vec::new();
     for table in &tables {
         let Ok(relation) = sluice_postgres::relation_schema(&client, table).await else {
@@ -86,6 +87,14 @@ async fn check_type_mapping(settings: &Settings) -> Option<Finding> {
             let pg = sluice_core::PgType::from_oid(column.type_oid, column.type_modifier);
             if let Some(why) = kept(&pg) {
                 columns.push(format!("{}.{} ({why})", table, column.name));
+            } else if !text_at_source(&pg)
+                && switched.contains(&(table.name.clone(), column.name.clone()))
+            {
+                columns.push(format!(
+                    "{}.{} (changed to text while loading: some values do not fit the native \
+                     type)",
+                    table, column.name
+                ));
             }
         }
     }
@@ -105,6 +114,69 @@ async fn check_type_mapping(settings: &Settings) -> Option<Finding> {
         message,
         hint: None,
     })
+}
+
+/// Whether a source column holds character data (`text`, `varchar`, `char`), alone or in an
+/// array: such a column is text in every target.
+fn text_at_source(pg: &sluice_core::PgType) -> bool {
+    use sluice_core::PgType;
+    match pg {
+        PgType::Array(element) => text_at_source(element),
+        PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) => true,
+        PgType::Other(o) => *o == sluice_core::pg_type::oid::NAME_ARRAY,
+        _ => false,
+    }
+}
+
+/// `(table, column)` of the target's text columns; with [`text_at_source`] and the mapping,
+/// those that hold text although their source type maps
+/// to a native type: the destination changed them when values arrived that the native type
+/// cannot hold (DuckDB: numeric `NaN` in a `DECIMAL`, timestamps after 294247). Empty when the
+/// target cannot be read (the target finding says why) or never changes column types.
+async fn switched_to_text(
+    settings: &Settings,
+    tables: &[sluice_core::TableId],
+) -> Vec<(String, String)> {
+    match &settings.target {
+        #[cfg(feature = "duckdb")]
+        TargetKind::DuckDb(config) => {
+            use sluice_sql::{DuckDb, DuckType, SqlDialect as _};
+            let Ok(mut destination) = sluice_duckdb::DuckDbDestination::new(config.clone()) else {
+                return Vec::new();
+            };
+            let Ok(conn) = destination.reader().await else {
+                return Vec::new();
+            };
+            let schema = config.schema.clone();
+            let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
+            tokio::task::spawn_blocking(move || {
+                let d = DuckDb { json: true };
+                let mut found = Vec::new();
+                for name in names {
+                    let Ok(mut stmt) = conn.prepare(&d.table_columns(&schema, &name)) else {
+                        continue;
+                    };
+                    let Ok(rows) = stmt
+                        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    else {
+                        continue;
+                    };
+                    for (column, ty) in rows.flatten() {
+                        let text =
+                            DuckType::parse(&ty).is_some_and(|t| *t.element() == DuckType::Varchar);
+                        if text {
+                            found.push((name.clone(), column));
+                        }
+                    }
+                }
+                found
+            })
+            .await
+            .unwrap_or_default()
+        }
+        #[cfg(feature = "postgres")]
+        TargetKind::Postgres(_) => Vec::new(),
+    }
 }
 
 async fn check_log(log: &LogKind) -> Finding {

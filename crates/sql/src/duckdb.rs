@@ -10,7 +10,7 @@
 //! | `bool` | `BOOLEAN` | |
 //! | `int2` / `int4` / `int8` | `SMALLINT` / `INTEGER` / `BIGINT` | |
 //! | `float4` / `float8` | `REAL` / `DOUBLE` | `NaN`, `Infinity`, `-Infinity`, `-0` kept |
-//! | `numeric(p,s)`, `1 <= p <= 38`, `0 <= s <= p` | `DECIMAL(p,s)` | `NaN` and infinities fail the batch |
+//! | `numeric(p,s)`, `1 <= p <= 38`, `0 <= s <= p` | `DECIMAL(p,s)` | `NaN`: the column becomes `VARCHAR` (below) |
 //! | `numeric`, `numeric(p,s)` with `p > 38` or odd scale | `VARCHAR` | exact text |
 //! | `text`, `varchar(n)`, `char(n)`, `name` | `VARCHAR` | `char(n)` keeps its padding |
 //! | `bytea` | `BLOB` | staged as bare hex, converted with `from_hex` |
@@ -18,19 +18,32 @@
 //! | `json`, `jsonb` | `JSON` with the json extension, else `VARCHAR` | text kept as sent |
 //! | `date` | `DATE` | `infinity`, `-infinity` and BC dates kept |
 //! | `time` / `timetz` | `TIME` / `TIMETZ` | microseconds, offset kept |
-//! | `timestamp` / `timestamptz` | `TIMESTAMP` / `TIMESTAMPTZ` | microseconds, `±infinity`, BC; beyond DuckDB's range (after 294247 AD) fails the batch |
+//! | `timestamp` / `timestamptz` | `TIMESTAMP` / `TIMESTAMPTZ` | microseconds, `±infinity`, BC; after 294247 AD the column becomes `VARCHAR` (below) |
 //! | `interval` | `INTERVAL` | months, days and microseconds kept apart |
-//! | arrays of the above | `T[]`, `T[][]`, ... | NULL elements kept; see below |
+//! | `oid` | `BIGINT` | |
+//! | arrays of the above (and of `time`, `timetz`, `interval`, `name`, `oid`) | `T[]`, `T[][]`, ... | NULL elements kept; see below |
 //! | anything else | `VARCHAR` | exact text |
 //!
 //! A PostgreSQL array column has no fixed number of dimensions, a DuckDB list column does: the
 //! depth is taken from the first non-empty value seen when the column is created (one when
 //! there is none).
 //!
+//! ## Values a typed column cannot hold
+//!
+//! PostgreSQL values that a column's DuckDB type cannot hold are `NaN` in a `numeric(p,s)`
+//! (`DECIMAL`) and timestamps after 294247 AD (DuckDB's last one); in lists too. The destination
+//! finds them with [`DuckDb::check_stage`] and changes the column into text
+//! ([`DuckDb::to_text`]: `VARCHAR`, or `VARCHAR` lists of the same depth), converting the
+//! values already loaded into the text PostgreSQL prints for them; later relations keep the
+//! text column (`DECIMAL`, `TIMESTAMP` and `TIMESTAMPTZ` convert exactly into it). A value of
+//! another type that does not convert cannot come from PostgreSQL and fails the batch.
+//!
 //! ## Widening
 //!
 //! `SMALLINT` → `INTEGER` → `BIGINT`, integers into a wide enough `DECIMAL` or into `VARCHAR`,
-//! `REAL` → `DOUBLE`, `DECIMAL` into a wider `DECIMAL` or `VARCHAR`, lists element-wise.
+//! `REAL` → `DOUBLE`, `DECIMAL` into a wider `DECIMAL` or `VARCHAR`, `TIMESTAMP` and
+//! `TIMESTAMPTZ` into `VARCHAR` (BC years rewritten as PostgreSQL prints them), lists
+//! element-wise.
 //!
 //! ## Staging
 //!
@@ -176,7 +189,9 @@ impl DuckType {
             (SmallInt | Integer | BigInt, Decimal(p, s)) => {
                 int_digits(self).is_some_and(|d| p - s >= d)
             }
-            (SmallInt | Integer | BigInt | Decimal(..), Varchar) => true,
+            // DuckDB prints these as PostgreSQL does; timestamps are rewritten where they
+            // differ (BC years; see `DuckDb::to_text` and `alter_column_type`).
+            (SmallInt | Integer | BigInt | Decimal(..) | Timestamp | TimestampTz, Varchar) => true,
             (Decimal(p1, s1), Decimal(p2, s2)) => s2 >= s1 && p2 - s2 >= p1 - s1,
             (List(a), List(b)) => a.converts_exactly_into(b),
             _ => false,
@@ -212,6 +227,87 @@ impl DuckDb {
                 positions,
             )
         })
+    }
+}
+
+impl DuckDb {
+    /// The text column replacing a column of type `ty` whose staged values it cannot hold:
+    /// `VARCHAR`, or a list of `VARCHAR` with as many levels as `ty` has.
+    pub fn text_type(ty: &DuckType) -> DuckType {
+        (0..ty.depth()).fold(DuckType::Varchar, |t, _| DuckType::List(Box::new(t)))
+    }
+
+    /// Changes a column of type `from` into [`DuckDb::text_type`], every existing value
+    /// converted into the exact text PostgreSQL prints for it (in capture's session: ISO dates,
+    /// UTC). Only for the types whose PostgreSQL values may not fit: `DECIMAL` (numeric `NaN`)
+    /// and `TIMESTAMP` / `TIMESTAMPTZ` (after 294247), alone or in lists; `None` for the others,
+    /// where a value that does not convert is a bad value, not a PostgreSQL one.
+    pub fn to_text(
+        &self,
+        schema: &str,
+        table: &str,
+        column: &str,
+        from: &DuckType,
+    ) -> Option<String> {
+        let c = self.quote_ident(column);
+        fn elements(expr: &str, ty: &DuckType, level: usize) -> Option<String> {
+            match ty {
+                DuckType::List(inner) => {
+                    let var = format!("x{level}");
+                    Some(format!(
+                        "list_transform({expr}, lambda {var}: {})",
+                        elements(&var, inner, level + 1)?
+                    ))
+                }
+                other => pg_text(expr, other),
+            }
+        }
+        Some(format!(
+            "ALTER TABLE {} ALTER COLUMN {c} SET DATA TYPE {} USING {}",
+            self.qualified(schema, table),
+            DuckDb::text_type(from),
+            elements(&c, from, 1)?
+        ))
+    }
+}
+
+/// PostgreSQL's text of a DuckDB value `expr` of type `ty`, for the types [`DuckDb::to_text`]
+/// changes. DuckDB prints BC years as `0044-03-15 (BC) 12:00:00` where PostgreSQL prints
+/// `0044-03-15 12:00:00 BC`, and a `TIMESTAMPTZ` in the session's time zone where capture's
+/// text is in UTC (`+00`).
+fn pg_text(expr: &str, ty: &DuckType) -> Option<String> {
+    Some(match ty {
+        DuckType::Decimal(..) => format!("CAST({expr} AS VARCHAR)"),
+        DuckType::Timestamp => bc(format!("CAST({expr} AS VARCHAR)")),
+        DuckType::TimestampTz => format!(
+            "CASE WHEN isfinite({expr}) THEN {} ELSE CAST({expr} AS VARCHAR) END",
+            bc(format!(
+                "CAST(make_timestamp(epoch_us({expr})) AS VARCHAR) || '+00'"
+            ))
+        ),
+        _ => return None,
+    })
+}
+
+/// DuckDB's text of a date or timestamp (`text`, an expression) with a BC year as PostgreSQL
+/// prints it: `0044-03-15 (BC) 12:00:00` becomes `0044-03-15 12:00:00 BC`; other text stays.
+fn bc(text: String) -> String {
+    format!("regexp_replace({text}, '^(\\S+) \\(BC\\)(.*)$', '\\1\\2 BC')")
+}
+
+/// The DuckDB type of a PostgreSQL type outside [`PgType`]'s list that has one: `oid` (an
+/// unsigned 32-bit number) and arrays of types the mapping knows.
+fn native_other(type_oid: u32) -> Option<DuckType> {
+    use sluice_core::pg_type::oid;
+    let list = |t| Some(DuckType::List(Box::new(t)));
+    match type_oid {
+        oid::OID => Some(DuckType::BigInt),
+        oid::OID_ARRAY => list(DuckType::BigInt),
+        oid::NAME_ARRAY => list(DuckType::Varchar),
+        oid::TIME_ARRAY => list(DuckType::Time),
+        oid::TIMETZ_ARRAY => list(DuckType::TimeTz),
+        oid::INTERVAL_ARRAY => list(DuckType::Interval),
+        _ => None,
     }
 }
 
@@ -271,9 +367,14 @@ impl SqlDialect for DuckDb {
                 scale: Some(s),
             } if (1..=38).contains(p) && s <= p => DuckType::Decimal(*p as u8, *s as u8),
             PgType::Numeric { .. } => DuckType::Varchar,
-            PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Other(_) => {
-                DuckType::Varchar
-            }
+            PgType::Other(o) => match native_other(*o) {
+                Some(DuckType::List(element)) => {
+                    (0..depth.max(1)).fold(*element, |t, _| DuckType::List(Box::new(t)))
+                }
+                Some(t) => t,
+                None => DuckType::Varchar,
+            },
+            PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) => DuckType::Varchar,
             PgType::Bytea => DuckType::Blob,
             PgType::Uuid => DuckType::Uuid,
             PgType::Json | PgType::Jsonb if json => DuckType::Json,
@@ -299,7 +400,7 @@ impl SqlDialect for DuckDb {
             PgType::Json | PgType::Jsonb if !self.json => {
                 Some("json without DuckDB's json extension: kept as text")
             }
-            PgType::Other(_) => {
+            PgType::Other(o) if native_other(*o).is_none() => {
                 Some("no DuckDB type holds it exactly: kept as its PostgreSQL text")
             }
             _ => None,
@@ -316,6 +417,37 @@ impl SqlDialect for DuckDb {
 
     fn converts_exactly(&self, from: &DuckType, to: &DuckType) -> bool {
         from.converts_exactly_into(to)
+    }
+
+    /// Into text, each value (each element of a list) is printed by DuckDB with BC years
+    /// rewritten as PostgreSQL prints them (`0044-03-15 12:00:00 BC`).
+    fn alter_column_type(&self, schema: &str, table: &str, column: &str, ty: &DuckType) -> String {
+        let c = self.quote_ident(column);
+        let mut sql = format!(
+            "ALTER TABLE {} ALTER COLUMN {c} SET DATA TYPE {ty}",
+            self.qualified(schema, table)
+        );
+        if *ty.element() == DuckType::Varchar {
+            let depth = ty.depth();
+            let mut using = bc(format!(
+                "CAST({} AS VARCHAR)",
+                if depth == 0 {
+                    c.clone()
+                } else {
+                    format!("x{depth}")
+                }
+            ));
+            for level in (1..=depth).rev() {
+                let over = if level == 1 {
+                    c.clone()
+                } else {
+                    format!("x{}", level - 1)
+                };
+                using = format!("list_transform({over}, lambda x{level}: {using})");
+            }
+            sql.push_str(&format!(" USING {using}"));
+        }
+        sql
     }
 
     fn table_columns(&self, schema: &str, table: &str) -> String {

@@ -15,9 +15,11 @@
 //! | `bytea`, `uuid`, `json`, `jsonb`, `date`, `interval` | the same |
 //! | `time` / `timetz` | `time without time zone` / `time with time zone` |
 //! | `timestamp` / `timestamptz` | `timestamp without time zone` / `timestamp with time zone` (±infinity, BC kept) |
-//! | `inet`, `cidr`, `macaddr`, `macaddr8`, `xml` and their arrays | the same |
+//! | `inet`, `cidr`, `macaddr`, `macaddr8`, `xml`, `oid`, `"char"`, `tsvector`, geometric types, built-in ranges, and their arrays | the same |
+//! | `bit(n)`, `varbit` | `bit varying` (`bit` alone would be `bit(1)`) |
 //! | arrays of the above | `T[]` (any number of dimensions, NULL elements kept) |
-//! | anything else (enums, domains, ranges, geometric types, ...) | `text`, the exact text |
+//! | domains | their base type (capture describes a domain by its base type) |
+//! | anything else (enums, `money`, extension types, ...) | `text`, the exact text |
 //!
 //! ## Widening
 //!
@@ -81,6 +83,25 @@ const NAMED: &[(u32, u32, &str)] = &[
     (829, 1040, "macaddr"),
     (774, 775, "macaddr8"),
     (142, 143, "xml"),
+    (26, 1028, "oid"),
+    (18, 1002, "\"char\""),
+    // bit(n) too: `bit` alone would be bit(1), and varying keeps every value exactly.
+    (1560, 1561, "bit varying"),
+    (1562, 1563, "bit varying"),
+    (3614, 3643, "tsvector"),
+    (600, 1017, "point"),
+    (601, 1018, "lseg"),
+    (602, 1019, "path"),
+    (603, 1020, "box"),
+    (604, 1027, "polygon"),
+    (628, 629, "line"),
+    (718, 719, "circle"),
+    (3904, 3905, "int4range"),
+    (3926, 3927, "int8range"),
+    (3906, 3907, "numrange"),
+    (3908, 3909, "tsrange"),
+    (3910, 3911, "tstzrange"),
+    (3912, 3913, "daterange"),
 ];
 
 /// Array types outside [`PgType`]'s list: (array type OID, element).

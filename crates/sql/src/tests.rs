@@ -269,6 +269,59 @@ fn numeric(p: i32, s: i32) -> i32 {
     ((p << 16) | s) + 4
 }
 
+/// A column whose staged values its type cannot hold becomes text, its values converted into
+/// the text PostgreSQL prints; a later relation keeps the text column.
+#[test]
+fn duckdb_to_text() {
+    let d = DUCK;
+    let list = |t| DuckType::List(Box::new(t));
+    assert_eq!(
+        DuckDb::text_type(&DuckType::Decimal(10, 2)),
+        DuckType::Varchar
+    );
+    assert_eq!(
+        DuckDb::text_type(&list(list(DuckType::Timestamp))),
+        list(list(DuckType::Varchar))
+    );
+    insta::assert_snapshot!(
+        "to_text_decimal",
+        d.to_text("raw", "t", "n", &DuckType::Decimal(10, 2))
+            .expect("decimal")
+    );
+    insta::assert_snapshot!(
+        "to_text_timestamptz_list",
+        d.to_text("raw", "t", "ts", &list(DuckType::TimestampTz))
+            .expect("timestamptz")
+    );
+    // PostgreSQL values of the other types always fit: one that does not is a bad value.
+    for ty in [
+        DuckType::Integer,
+        DuckType::Double,
+        DuckType::Date,
+        DuckType::Interval,
+        list(DuckType::SmallInt),
+    ] {
+        assert!(d.to_text("raw", "t", "c", &ty).is_none(), "{ty}");
+    }
+    // A source column changed to text: DuckDB's text with PostgreSQL's BC years.
+    insta::assert_snapshot!(
+        "alter_into_text_list",
+        d.alter_column_type("raw", "t", "ts", &list(list(DuckType::Varchar)))
+    );
+    // The next batch's relation maps to the typed column again: the text column stays.
+    for ty in [
+        DuckType::Decimal(10, 2),
+        DuckType::Timestamp,
+        DuckType::TimestampTz,
+        list(DuckType::Timestamp),
+    ] {
+        assert!(
+            d.converts_exactly(&ty, &DuckDb::text_type(&ty)),
+            "{ty} into text"
+        );
+    }
+}
+
 #[test]
 fn duckdb_mapping() {
     let d = DUCK;
@@ -291,6 +344,10 @@ fn duckdb_mapping() {
         (PgType::Interval, "INTERVAL"),
         (PgType::Other(600), "VARCHAR"),
         (PgType::from_oid(oid::INT4_ARRAY, -1), "INTEGER[]"),
+        (PgType::from_oid(oid::OID, -1), "BIGINT"),
+        (PgType::from_oid(oid::OID_ARRAY, -1), "BIGINT[]"),
+        (PgType::from_oid(oid::INTERVAL_ARRAY, -1), "INTERVAL[]"),
+        (PgType::from_oid(oid::TIMETZ_ARRAY, -1), "TIMETZ[]"),
     ];
     for (pg, duck) in cases {
         assert_eq!(d.map_type(&pg, 1).to_string(), duck, "{pg:?}");
@@ -370,7 +427,12 @@ fn postgres_mapping_is_identity() {
         (869, -1, "inet"),
         (1041, -1, "inet[]"),
         (1187, -1, "interval[]"),
-        (600, -1, "text"),
+        (600, -1, "point"),
+        (1560, 8, "bit varying"),
+        (3911, -1, "tstzrange[]"),
+        (18, -1, "\"char\""),
+        (790, -1, "text"),
+        (16_500, -1, "text"),
     ];
     for (o, m, want) in cases {
         let ty = d.map_type(&PgType::from_oid(o, m), 1);
@@ -668,31 +730,34 @@ fn kept_as_text_names_the_duckdb_fallback_columns() {
     }
 }
 
-/// The README's DuckDB type table says what the code does: every PostgreSQL type it names maps
-/// to the DuckDB type in its row.
+/// The README's type table says what the code does: every PostgreSQL type it names maps to the
+/// DuckDB type and the PostgreSQL target type in its row.
 #[test]
-fn readme_duckdb_type_table_matches_map_type() {
+fn readme_type_table_matches_map_type() {
     let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
     let table = readme
-        .split("| PostgreSQL | DuckDB | notes |")
+        .split("| PostgreSQL | DuckDB | PostgreSQL target | notes |")
         .nth(1)
-        .expect("the README has the DuckDB type table");
-    // A name as the README writes it: (type OID, modifier, the DuckDB type's placeholders).
+        .expect("the README has the type table");
+    // A name as the README writes it: (type OID, modifier). Modifiers give the README's
+    // placeholders: numeric(10,2) is numeric(p,s), varchar(10) and char(3) are (n).
     let source = |name: &str| -> Option<(u32, i32)> {
         Some(match name {
             "bool" => (16, -1),
             "int2" => (21, -1),
             "int4" => (23, -1),
             "int8" => (20, -1),
+            "oid" => (26, -1),
             "float4" => (700, -1),
             "float8" => (701, -1),
-            // numeric(10,2): the README's (p,s).
             "numeric(p,s)" => (1700, ((10 << 16) | 2) + 4),
             "numeric" => (1700, -1),
+            "money" => (790, -1),
             "text" => (25, -1),
             "varchar(n)" => (1043, 14),
             "char(n)" => (1042, 7),
             "name" => (19, -1),
+            "\"char\"" => (18, -1),
             "bytea" => (17, -1),
             "uuid" => (2950, -1),
             "json" => (114, -1),
@@ -703,6 +768,21 @@ fn readme_duckdb_type_table_matches_map_type() {
             "timestamp" => (1114, -1),
             "timestamptz" => (1184, -1),
             "interval" => (1186, -1),
+            "inet" => (869, -1),
+            "cidr" => (650, -1),
+            "macaddr" => (829, -1),
+            "macaddr8" => (774, -1),
+            "bit(n)" => (1560, 8),
+            "varbit" => (1562, -1),
+            "xml" => (142, -1),
+            "tsvector" => (3614, -1),
+            "point" => (600, -1),
+            "int4range" => (3904, -1),
+            "int8range" => (3926, -1),
+            "numrange" => (3906, -1),
+            "tsrange" => (3908, -1),
+            "tstzrange" => (3910, -1),
+            "daterange" => (3912, -1),
             _ => return None,
         })
     };
@@ -713,38 +793,57 @@ fn readme_duckdb_type_table_matches_map_type() {
             .map(str::to_owned)
             .collect()
     };
-    let d = DuckDb { json: true };
+    let duck = DuckDb { json: true };
+    let placeholders = |t: String| {
+        t.replace("DECIMAL(10,2)", "DECIMAL(p,s)")
+            .replace("numeric(10,2)", "numeric(p,s)")
+            .replace("character varying(10)", "character varying(n)")
+            .replace("character(3)", "character(n)")
+    };
     let mut checked = 0;
     for line in table.lines().skip(2) {
         if !line.starts_with('|') {
             break;
         }
         let cells: Vec<&str> = line.split('|').collect();
-        let (pg, duck) = (ticked(cells[1]), ticked(cells[2]));
-        let names: Vec<&str> = pg
-            .iter()
-            .map(String::as_str)
+        let names: Vec<String> = ticked(cells[1])
+            .into_iter()
             .filter(|n| source(n).is_some())
             .collect();
-        for (i, name) in names.iter().enumerate() {
-            let want = if duck.len() == names.len() {
-                &duck[i]
+        let (duck_cell, pg_cell) = (ticked(cells[2]), ticked(cells[3]));
+        // One type per name, or one for all of them.
+        let pick = |cell: &[String], i: usize| -> String {
+            if cell.len() == names.len() {
+                cell[i].clone()
             } else {
-                &duck[0]
-            };
+                cell[0].clone()
+            }
+        };
+        for (i, name) in names.iter().enumerate() {
             let (oid, modifier) = source(name).expect("filtered");
-            let got = d
-                .map_type(&PgType::from_oid(oid, modifier), 0)
-                .to_string()
-                .replace("DECIMAL(10,2)", "DECIMAL(p,s)");
-            assert_eq!(&got, want, "README row {line}");
+            let pg = PgType::from_oid(oid, modifier);
+            assert_eq!(
+                placeholders(duck.map_type(&pg, 0).to_string()),
+                pick(&duck_cell, i),
+                "DuckDB, README row {line}"
+            );
+            assert_eq!(
+                placeholders(Postgres.map_type(&pg, 0).to_string()),
+                pick(&pg_cell, i),
+                "PostgreSQL target, README row {line}"
+            );
             checked += 1;
         }
     }
-    assert!(checked >= 20, "only {checked} README types checked");
-    // The last row: anything else is VARCHAR (inet as the example).
-    assert_eq!(
-        d.map_type(&PgType::from_oid(869, -1), 0).to_string(),
-        "VARCHAR"
-    );
+    assert!(checked >= 39, "only {checked} README types checked");
+    // Enums (any user type), arrays and anything else: text, lists and arrays.
+    let user = PgType::from_oid(16_500, -1);
+    assert_eq!(duck.map_type(&user, 0).to_string(), "VARCHAR");
+    assert_eq!(Postgres.map_type(&user, 0).to_string(), "text");
+    let inet_array = PgType::from_oid(1041, -1);
+    assert_eq!(duck.map_type(&inet_array, 1).to_string(), "VARCHAR");
+    assert_eq!(Postgres.map_type(&inet_array, 1).to_string(), "inet[]");
+    let ints = PgType::from_oid(oid::INT4_ARRAY, -1);
+    assert_eq!(duck.map_type(&ints, 2).to_string(), "INTEGER[][]");
+    assert_eq!(Postgres.map_type(&ints, 2).to_string(), "integer[]");
 }
