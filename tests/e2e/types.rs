@@ -666,3 +666,48 @@ async fn every_type_round_trips_into_postgres() {
     sync();
     assert_same_text(&source, &target).await;
 }
+
+/// `sluice verify` reads the columns the DuckDB destination changed to text (numeric `NaN`,
+/// timestamps after 294247, BC) and intervals with months: source and target agree.
+#[tokio::test]
+async fn verify_reads_columns_changed_to_text() {
+    let db = PgCluster::shared()
+        .fresh_database()
+        .await
+        .expect("database");
+    db.execute(
+        "CREATE TABLE verified (id int PRIMARY KEY, n numeric(10,2), ts timestamp, \
+         tstz timestamptz, iv interval);
+         INSERT INTO verified VALUES
+           (1, 1.50, '2024-01-02 03:04:05.123456', '2024-01-02 03:04:05.5+05:30', '1 year 2 mons'),
+           (2, NULL, '0044-03-15 12:00:00.5 BC', '0001-01-01 00:00:00+00 BC',
+            '-178956970 years -8 mons -2147483648 days -2562047788:00:54.775807'),
+           (3, -99999999.99, 'infinity', '-infinity', '-1 days +02:03:00');",
+    )
+    .await
+    .expect("schema");
+    let pipeline = Pipeline::new(&db, &["public.verified"], "");
+    sync(&pipeline);
+    db.execute(
+        "INSERT INTO verified VALUES (4, 'NaN', '294276-12-31 23:59:59.999999', \
+         '294276-12-31 23:59:59.999999+00', '178956970 years 7 mons 2147483647 days')",
+    )
+    .await
+    .expect("insert");
+    sync(&pipeline);
+    let types = assert_same_values(&db, &pipeline, "verified").await;
+    for column in ["n", "ts", "tstz"] {
+        assert_eq!(type_of(&types, column), "VARCHAR", "column {column}");
+    }
+    let out = Command::new(sluice_bin())
+        .args(["verify", "-c"])
+        .arg(&pipeline.config)
+        .output()
+        .expect("run sluice verify");
+    assert!(
+        out.status.success(),
+        "sluice verify:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

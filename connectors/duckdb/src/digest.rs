@@ -65,13 +65,39 @@ impl DuckDbInspector {
         )
     }
 
-    fn rows_query(&self, relation: &RelationSchema) -> String {
-        let (key, row) = text_expressions(relation, |c| canonical_expr(&c.name, &c.pg_type()));
-        format!(
+    /// `SELECT k, v` over the live rows. Reads the table's column types first: a timestamp
+    /// column the destination changed to text (values after DuckDB's last timestamp) is read
+    /// from its text.
+    fn rows_query(&self, relation: &RelationSchema) -> Result<String> {
+        let text = tokio::task::block_in_place(|| self.text_columns(relation))?;
+        let (key, row) = text_expressions(relation, |c| {
+            let pg_type = c.pg_type();
+            match pg_type {
+                PgType::Timestamp | PgType::TimestampTz if text.contains(&c.name) => {
+                    timestamp_text_expr(&c.name, &pg_type)
+                }
+                _ => canonical_expr(&c.name, &pg_type),
+            }
+        });
+        Ok(format!(
             "SELECT {key} AS k, {row} AS v FROM {} WHERE NOT {}",
             self.table(relation),
             quote_ident(meta::DELETED)
-        )
+        ))
+    }
+
+    /// The table's columns of type `VARCHAR`.
+    fn text_columns(&self, relation: &RelationSchema) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? \
+                 AND table_name = ? AND data_type = 'VARCHAR'",
+            )
+            .map_err(Error::sql("reading column types"))?;
+        stmt.query_map([&self.schema, &relation.table.name], |r| r.get(0))
+            .and_then(|rows| rows.collect::<duckdb::Result<Vec<String>>>())
+            .map_err(Error::sql("reading column types"))
     }
 }
 
@@ -87,12 +113,48 @@ pub fn canonical_expr(column: &str, pg_type: &PgType) -> String {
         PgType::Timestamp | PgType::TimestampTz => format!(
             "CASE WHEN isfinite({c}) THEN CAST(epoch_us({c}) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END"
         ),
-        PgType::Interval => format!("CAST(epoch_us({c}) AS VARCHAR)"),
+        // PostgreSQL's epoch of an interval: a year is 365.25 days, a month 30 (computed in
+        // quarter days, exactly); DuckDB's epoch_us refuses months.
+        PgType::Interval => format!(
+            "CAST(CAST(datepart('hour', {c}) AS HUGEINT) * 3600000000 + \
+             datepart('minute', {c}) * 60000000 + datepart('microseconds', {c}) + \
+             (1461 * CAST(datepart('year', {c}) AS HUGEINT) + 120 * datepart('month', {c}) + \
+             4 * datepart('day', {c})) * 21600000000 AS VARCHAR)"
+        ),
         PgType::Bytea => format!("lower(hex({c}))"),
         PgType::Bpchar(_) => format!("rtrim(CAST({c} AS VARCHAR), ' ')"),
         PgType::Array(_) => format!("CAST(to_json({c}) AS VARCHAR)"),
         _ => format!("CAST({c} AS VARCHAR)"),
     }
+}
+
+/// The canonical text (microseconds since the epoch, exact; `infinity` / `-infinity`) of a
+/// timestamp held as PostgreSQL's text, as the destination stores those beyond DuckDB's range
+/// (`294276-12-31 23:59:59.999999`, `0044-03-15 12:00:00 BC`, with `+00` for timestamptz).
+/// The year is moved by whole 400-year cycles (146097 days each, the same calendar) into
+/// 1..=400, parsed there, and the cycles added back as a HUGEINT. Pure.
+pub fn timestamp_text_expr(column: &str, pg_type: &PgType) -> String {
+    let c = quote_ident(column);
+    let ty = if *pg_type == PgType::TimestampTz {
+        "TIMESTAMPTZ"
+    } else {
+        "TIMESTAMP"
+    };
+    let year = format!("CAST(regexp_extract({c}, '^(\\d+)', 1) AS BIGINT)");
+    // Astronomical year: 1 BC is 0.
+    let astro = format!("(CASE WHEN {c} LIKE '% BC' THEN 1 - {year} ELSE {year} END)");
+    let cycles = format!("CAST(floor(({astro} - 1) / 400) AS BIGINT)");
+    let rest = format!("regexp_replace(regexp_replace({c}, ' BC$', ''), '^\\d+', '')");
+    let micros = format!(
+        "(CAST(epoch_us(CAST(lpad(CAST({astro} - 400 * {cycles} AS VARCHAR), 4, '0') || {rest} \
+         AS {ty})) AS HUGEINT) + CAST({cycles} AS HUGEINT) * 12622780800000000)"
+    );
+    // Beyond i64 microseconds since 1970 (after 294247), the source's extract(epoch) divides
+    // in numeric with 4 decimals, rounding to 100 microseconds: round the same way.
+    format!(
+        "CASE WHEN {c} IN ('infinity', '-infinity') THEN {c} WHEN {micros} > 9223372036854775807 \
+         THEN CAST(({micros} + 50) // 100 * 100 AS VARCHAR) ELSE CAST({micros} AS VARCHAR) END"
+    )
 }
 
 fn bucket_expr(buckets: u32) -> String {
@@ -178,7 +240,7 @@ impl Inspect for DuckDbInspector {
         let sql = format!(
             "SELECT {b}, count(*), CAST(sum({HASH_EXPR}) AS VARCHAR) FROM ({rows}) r GROUP BY 1",
             b = bucket_expr(buckets),
-            rows = self.rows_query(relation)
+            rows = self.rows_query(relation)?
         );
         tokio::task::block_in_place(|| {
             let mut stmt = self
@@ -227,7 +289,7 @@ impl Inspect for DuckDbInspector {
         let sql = format!(
             "SELECT k, {HASH_EXPR} FROM ({rows}) r WHERE {b} IN ({list})",
             b = bucket_expr(buckets),
-            rows = self.rows_query(relation)
+            rows = self.rows_query(relation)?
         );
         tokio::task::block_in_place(|| {
             let mut stmt = self
