@@ -8,6 +8,7 @@ mod failpoints;
 mod faults;
 mod fidelity;
 mod idle;
+mod large;
 mod operations;
 mod postgres_target;
 mod security;

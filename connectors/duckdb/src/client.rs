@@ -18,8 +18,9 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// Opens (creating when missing) the database file at `path`, with its parent directories.
-    pub(crate) fn open(path: &Path) -> Result<Client> {
+    /// Opens (creating when missing) the database file at `path`, with its parent directories,
+    /// limiting DuckDB's memory to `memory_limit_bytes`.
+    pub(crate) fn open(path: &Path, memory_limit_bytes: u64) -> Result<Client> {
         let open_error = |source: OpenSource| Error::Open {
             path: path.to_path_buf(),
             source,
@@ -39,6 +40,12 @@ impl Client {
                 open_error(e.into())
             }
         })?;
+        // Whole KiB: DuckDB takes the limit as text with a unit.
+        conn.execute_batch(&format!(
+            "SET memory_limit = '{}KiB'",
+            memory_limit_bytes / 1024
+        ))
+        .map_err(Error::sql("setting the memory limit"))?;
         let json = conn
             .query_row(&DuckDb::json_loaded(), [], |r| r.get::<_, bool>(0))
             .map_err(Error::sql("checking for the json extension"))?;
@@ -130,14 +137,25 @@ impl Client {
     /// Runs `f` in one transaction: committed when it succeeds, rolled back when it fails.
     pub(crate) fn transaction<T>(&self, f: impl FnOnce(&Client) -> Result<T>) -> Result<T> {
         self.execute("BEGIN TRANSACTION", "beginning a transaction")?;
-        let result = f(self).and_then(|v| {
+        self.finish_transaction(f(self))
+    }
+
+    /// Ends the open transaction: commits it when `result` is a success, rolls it back
+    /// otherwise (or when the commit fails).
+    pub(crate) fn finish_transaction<T>(&self, result: Result<T>) -> Result<T> {
+        let result = result.and_then(|v| {
             self.execute("COMMIT", "committing")?;
             Ok(v)
         });
         if result.is_err() {
-            // After a failed COMMIT DuckDB has already rolled back; ignore "no transaction".
-            let _ = self.conn.execute_batch("ROLLBACK");
+            self.rollback();
         }
         result
+    }
+
+    /// Rolls back the open transaction, if any.
+    pub(crate) fn rollback(&self) {
+        // After a failed COMMIT DuckDB has already rolled back; ignore "no transaction".
+        let _ = self.conn.execute_batch("ROLLBACK");
     }
 }

@@ -6,6 +6,7 @@
 //! path = "./sluice-data/warehouse.duckdb"
 //! schema = "raw"       # default
 //! deletes = "soft"     # default; or "hard"
+//! memory_limit_bytes = 268435456  # default (256 MiB)
 //! ```
 //!
 //! [`DuckDbConfig::validate`] is pure; the file is opened by the destination's `open`.
@@ -21,6 +22,14 @@ use crate::error::{Error, Result};
 /// kept apart from the views built over them.
 pub const DEFAULT_SCHEMA: &str = "raw";
 
+/// DuckDB's memory limit when none is configured: 256 MiB. DuckDB's own default (80% of the
+/// machine's memory) suits an analytical session, not a loader running beside other services;
+/// past the limit DuckDB spills to a temporary directory next to the file.
+pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
+/// Smallest accepted memory limit: below about 64 MiB, merging a large source transaction
+/// spills so much that loading slows down by an order of magnitude.
+pub const MIN_MEMORY_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Where and how to load into an embedded DuckDB file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +42,13 @@ pub struct DuckDbConfig {
     /// What a delete at the source does to the target row.
     #[serde(default)]
     pub deletes: DeleteMode,
+    /// DuckDB's memory limit (`SET memory_limit`), in bytes.
+    #[serde(default = "default_memory_limit_bytes")]
+    pub memory_limit_bytes: u64,
+}
+
+fn default_memory_limit_bytes() -> u64 {
+    DEFAULT_MEMORY_LIMIT_BYTES
 }
 
 fn default_schema() -> String {
@@ -46,6 +62,7 @@ impl DuckDbConfig {
             path: path.into(),
             schema: default_schema(),
             deletes: DeleteMode::default(),
+            memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
         }
     }
 
@@ -66,6 +83,11 @@ impl DuckDbConfig {
             return Err(Error::Config(
                 "target.schema: must not contain a NUL character".into(),
             ));
+        }
+        if self.memory_limit_bytes < MIN_MEMORY_LIMIT_BYTES {
+            return Err(Error::Config(format!(
+                "target.memory_limit_bytes: must be at least {MIN_MEMORY_LIMIT_BYTES} (64 MiB)"
+            )));
         }
         Ok(())
     }
@@ -101,5 +123,11 @@ mod tests {
         );
         c.schema = "a\0b".into();
         assert!(c.validate().is_err());
+        let mut c = DuckDbConfig::new("w");
+        c.memory_limit_bytes = 1024;
+        assert_eq!(
+            c.validate().expect_err("tiny memory limit").to_string(),
+            "target.memory_limit_bytes: must be at least 67108864 (64 MiB)"
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! truncate (if any), staging through the appender, a conversion check and one MERGE (or an
 //! INSERT for tables without a key; when a row moved to a new key with unchanged TOAST
 //! values, the MERGE reads them from the target's row of the old key), then the checkpoint
-//! row. Any error rolls everything back.
+//! row. Any error rolls everything back. `stage` does the same without the checkpoint and
+//! leaves the transaction open for the next `apply` (or `discard`) to end.
 //!
 //! DuckDB calls block, so every call runs on a blocking thread (`spawn_blocking`) that takes
 //! the connection and gives it back. If that thread dies, the connection is dropped and the
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use sluice_core::{
     Batch, Capabilities, Checkpoint, DeleteMode, Destination, LogPosition, Lsn, TableBatch,
 };
-use sluice_sql::{CheckpointRow, DuckDb, DuckType, SqlDialect};
+use sluice_sql::{CheckpointRow, DuckDb, DuckType, Guard, SqlDialect};
 
 use crate::client::Client;
 use crate::config::DuckDbConfig;
@@ -29,6 +30,8 @@ pub struct DuckDbDestination {
     config: DuckDbConfig,
     client: Option<Client>,
     pipeline: Option<String>,
+    /// A transaction left open by `stage`, on `client`.
+    staged: bool,
 }
 
 impl DuckDbDestination {
@@ -39,6 +42,7 @@ impl DuckDbDestination {
             config,
             client: None,
             pipeline: None,
+            staged: false,
         })
     }
 
@@ -62,10 +66,11 @@ impl DuckDbDestination {
     {
         let client = self.client.take();
         let path = self.config.path.clone();
+        let memory_limit = self.config.memory_limit_bytes;
         let (client, result) = tokio::task::spawn_blocking(move || {
             let client = match client {
                 Some(c) => c,
-                None => match Client::open(&path) {
+                None => match Client::open(&path, memory_limit) {
                     Ok(c) => c,
                     Err(e) => return (None, Err(e)),
                 },
@@ -75,6 +80,10 @@ impl DuckDbDestination {
         })
         .await
         .map_err(Error::Worker)?;
+        if client.is_none() {
+            // A lost connection ends its transaction.
+            self.staged = false;
+        }
         self.client = client;
         result
     }
@@ -128,6 +137,39 @@ impl Destination for DuckDbDestination {
         }))
     }
 
+    async fn stage(&mut self, batch: Batch) -> Result<()> {
+        let schema = self.config.schema.clone();
+        let deletes = self.config.deletes;
+        let begin = !self.staged;
+        let rows = batch.rows();
+        self.staged = false;
+        self.run(move |c| {
+            if begin {
+                c.execute("BEGIN TRANSACTION", "beginning a transaction")?;
+            }
+            let applied = apply_tables(c, &schema, deletes, guard_after(!begin), &batch);
+            if applied.is_err() {
+                c.rollback();
+            }
+            applied
+        })
+        .await?;
+        self.staged = true;
+        tracing::debug!(rows, "part of a large transaction staged");
+        Ok(())
+    }
+
+    async fn discard(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.staged) {
+            return Ok(());
+        }
+        self.run(|c| {
+            c.rollback();
+            Ok(())
+        })
+        .await
+    }
+
     async fn ping(&mut self) -> Result<()> {
         self.run(|client| client.execute("SELECT 1", "checking the database"))
             .await
@@ -157,14 +199,20 @@ impl Destination for DuckDbDestination {
         let deletes = self.config.deletes;
         let rows = batch.rows();
         let tables = batch.tables.len();
+        let staged = std::mem::take(&mut self.staged);
         self.run(move |c| {
-            c.transaction(|c| {
-                apply_tables(c, &schema, deletes, &batch)?;
+            let work = |c: &Client| {
+                apply_tables(c, &schema, deletes, guard_after(staged), &batch)?;
                 for statement in &upsert {
                     c.execute(statement, "storing the checkpoint")?;
                 }
                 Ok(())
-            })
+            };
+            if staged {
+                c.finish_transaction(work(c))
+            } else {
+                c.transaction(work)
+            }
         })
         .await?;
         tracing::debug!(
@@ -177,8 +225,24 @@ impl Destination for DuckDbDestination {
     }
 }
 
+/// The guard for rows applied after earlier slices of the same source transaction were
+/// staged (`staged`) or not: the slices' rows share the transaction's position.
+fn guard_after(staged: bool) -> Guard {
+    if staged {
+        Guard::NotOlder
+    } else {
+        Guard::Newer
+    }
+}
+
 /// Creates or evolves every table of the batch, then applies each table's rows.
-fn apply_tables(c: &Client, schema: &str, deletes: DeleteMode, batch: &Batch) -> Result<()> {
+fn apply_tables(
+    c: &Client,
+    schema: &str,
+    deletes: DeleteMode,
+    guard: Guard,
+    batch: &Batch,
+) -> Result<()> {
     let d = c.dialect();
     c.execute(&d.create_schema(schema), "creating the target schema")?;
     let mut targets: HashMap<&str, &TableBatch> = HashMap::new();
@@ -213,7 +277,7 @@ fn apply_tables(c: &Client, schema: &str, deletes: DeleteMode, batch: &Batch) ->
         plans.push(plan);
     }
     for (table, plan) in batch.tables.iter().zip(&plans) {
-        apply_table(c, schema, deletes, table, plan)?;
+        apply_table(c, schema, deletes, guard, table, plan)?;
         // A crash here, after a table's rows and before the commit, must leave nothing of the
         // batch behind.
         #[cfg(feature = "failpoints")]
@@ -229,6 +293,7 @@ fn apply_table(
     c: &Client,
     schema: &str,
     deletes: DeleteMode,
+    guard: Guard,
     table: &TableBatch,
     plan: &TablePlan,
 ) -> Result<()> {
@@ -240,7 +305,7 @@ fn apply_table(
     } else {
         stage_checked(c, schema, table, plan)?
     };
-    if let Some(below) = table.truncate_below {
+    if let Some(below) = table.truncate_below.map(|b| guard.truncate_below(b)) {
         c.execute(
             &d.truncate_below(schema, &plan.name, below.0 as i64, deletes),
             &format!("truncating {}", plan.display),
@@ -251,7 +316,7 @@ fn apply_table(
     }
     let statements = if table.keyed() {
         let moved = table.rows.iter().any(|row| row.moved_from.is_some());
-        d.merge(schema, &plan.name, &columns, deletes, moved)
+        d.merge(schema, &plan.name, &columns, deletes, moved, guard)
     } else {
         vec![d.append(schema, &plan.name, &columns)]
     };

@@ -3,7 +3,8 @@
 //! One `apply` is one transaction: DDL for new tables and columns, then per table the
 //! truncate (if any), staging with binary COPY into a temporary table, one MERGE (or an INSERT
 //! for tables without a key), then the checkpoint row, then COMMIT. Any error rolls everything
-//! back, so the target and its checkpoint are as they were.
+//! back, so the target and its checkpoint are as they were. `stage` does the same without the
+//! checkpoint and leaves the transaction open for the next `apply` (or `discard`) to end.
 //!
 //! A value PostgreSQL refuses fails the MERGE with a data exception (SQLSTATE class 22) that
 //! does not say which column. The MERGE runs under a savepoint; after such a failure each
@@ -16,7 +17,7 @@ use bytes::BytesMut;
 use sluice_core::{
     Batch, Capabilities, Checkpoint, DeleteMode, Destination, LogPosition, Lsn, TableBatch,
 };
-use sluice_sql::{CheckpointRow, PgTarget, Postgres, SqlDialect as _};
+use sluice_sql::{CheckpointRow, Guard, PgTarget, Postgres, SqlDialect as _};
 
 use crate::client::Client;
 use crate::config::PostgresTargetConfig;
@@ -43,6 +44,8 @@ pub struct PostgresDestination {
     config: PostgresTargetConfig,
     client: Option<Client>,
     pipeline: Option<String>,
+    /// A transaction left open by `stage`, on `client`.
+    staged: bool,
 }
 
 impl PostgresDestination {
@@ -53,6 +56,7 @@ impl PostgresDestination {
             config,
             client: None,
             pipeline: None,
+            staged: false,
         })
     }
 
@@ -64,6 +68,8 @@ impl PostgresDestination {
     /// The open connection, connecting first when there is none or it was lost.
     async fn client(&mut self) -> Result<&Client> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
+            // A lost connection ended its transaction.
+            self.staged = false;
             let connection = self.config.connection()?;
             self.client = Some(Client::connect(&connection).await?);
         }
@@ -134,6 +140,39 @@ impl Destination for PostgresDestination {
         }))
     }
 
+    async fn stage(&mut self, batch: Batch) -> Result<()> {
+        let schema = self.config.schema.clone();
+        let deletes = self.config.deletes;
+        let staged = self.staged;
+        self.staged = false;
+        let c = self.client().await?;
+        if !staged {
+            c.execute("BEGIN", "beginning a transaction").await?;
+        }
+        let guard = if staged {
+            Guard::NotOlder
+        } else {
+            Guard::Newer
+        };
+        if let Err(e) = apply_tables(c, &schema, deletes, guard, &batch).await {
+            let _ = c.execute("ROLLBACK", "rolling back").await;
+            return Err(e);
+        }
+        self.staged = true;
+        tracing::debug!(rows = batch.rows(), "part of a large transaction staged");
+        Ok(())
+    }
+
+    async fn discard(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.staged) {
+            return Ok(());
+        }
+        match &self.client {
+            Some(c) if !c.is_closed() => c.execute("ROLLBACK", "rolling back").await,
+            _ => Ok(()),
+        }
+    }
+
     async fn ping(&mut self) -> Result<()> {
         self.client()
             .await?
@@ -161,10 +200,20 @@ impl Destination for PostgresDestination {
                 applied_commit_ts: checkpoint.applied_commit_ts,
             },
         );
+        let staged = self.staged;
+        self.staged = false;
         let c = self.client().await?;
-        c.execute("BEGIN", "beginning a transaction").await?;
+        if !staged {
+            c.execute("BEGIN", "beginning a transaction").await?;
+        }
         let result = async {
-            apply_tables(c, &schema, deletes, &batch).await?;
+            // Rows after staged slices share the source transaction's position.
+            let guard = if staged {
+                Guard::NotOlder
+            } else {
+                Guard::Newer
+            };
+            apply_tables(c, &schema, deletes, guard, &batch).await?;
             for statement in &upsert {
                 c.execute(statement, "storing the checkpoint").await?;
             }
@@ -187,7 +236,13 @@ impl Destination for PostgresDestination {
 }
 
 /// Creates or evolves every table of the batch, then applies each table's rows.
-async fn apply_tables(c: &Client, schema: &str, deletes: DeleteMode, batch: &Batch) -> Result<()> {
+async fn apply_tables(
+    c: &Client,
+    schema: &str,
+    deletes: DeleteMode,
+    guard: Guard,
+    batch: &Batch,
+) -> Result<()> {
     c.execute(&PG.create_schema(schema), "creating the target schema")
         .await?;
     let mut targets: HashMap<&str, &TableBatch> = HashMap::new();
@@ -223,7 +278,7 @@ async fn apply_tables(c: &Client, schema: &str, deletes: DeleteMode, batch: &Bat
         plans.push(plan);
     }
     for (table, plan) in batch.tables.iter().zip(&plans) {
-        apply_table(c, schema, deletes, table, plan).await?;
+        apply_table(c, schema, deletes, guard, table, plan).await?;
         // A crash here, after a table's rows and before the commit, must leave nothing of the
         // batch behind.
         #[cfg(feature = "failpoints")]
@@ -261,10 +316,11 @@ async fn apply_table(
     c: &Client,
     schema: &str,
     deletes: DeleteMode,
+    guard: Guard,
     table: &TableBatch,
     plan: &TablePlan,
 ) -> Result<()> {
-    if let Some(below) = table.truncate_below {
+    if let Some(below) = table.truncate_below.map(|b| guard.truncate_below(b)) {
         c.execute(
             &PG.truncate_below(schema, &plan.name, below.0 as i64, deletes),
             &format!("truncating {}", plan.display),
@@ -308,7 +364,7 @@ async fn apply_table(
     .await?;
     let statements = if table.keyed() {
         let moved = table.rows.iter().any(|row| row.moved_from.is_some());
-        PG.merge(schema, &plan.name, &plan.columns, deletes, moved)
+        PG.merge(schema, &plan.name, &plan.columns, deletes, moved, guard)
     } else {
         vec![PG.append(schema, &plan.name, &plan.columns)]
     };

@@ -49,6 +49,9 @@ use crate::{connect, ident, publication, slot, snapshot};
 pub const GROUP_BYTES: usize = 8 * 1024 * 1024;
 /// Append a group once the stream has been quiet this long: keeps latency low at low rates.
 pub const GROUP_WAIT: Duration = Duration::from_millis(10);
+/// An open transaction holding this many bytes of changes goes to the change log as a part
+/// ([`LogRecord::TransactionPart`]): memory stays bounded whatever the transaction's size.
+pub const TXN_PART_BYTES: usize = 8 * 1024 * 1024;
 /// Longest gap between standby status updates; shortened to a third of the server's
 /// `wal_sender_timeout` when that is smaller.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
@@ -116,6 +119,7 @@ impl Capture {
         let snapshot_done = matches!(
             last,
             Some(LastAppended::SnapshotEnd { .. })
+                | Some(LastAppended::TransactionPart { .. })
                 | Some(LastAppended::Transaction {
                     kind: TxnKind::Stream,
                     ..
@@ -138,8 +142,14 @@ impl Capture {
         let mut skip_through = Lsn::ZERO;
         match (existing.is_some(), snapshot_done) {
             (true, true) => {
-                if let Some(LastAppended::Transaction { end_lsn, .. }) = last {
-                    skip_through = end_lsn;
+                match last {
+                    Some(LastAppended::Transaction { end_lsn, .. }) => skip_through = end_lsn,
+                    // Part of a transaction whose end never made it to the log: everything
+                    // before that transaction is in the log; it comes again whole.
+                    Some(LastAppended::TransactionPart { commit_lsn }) => {
+                        skip_through = commit_lsn;
+                    }
+                    _ => {}
                 }
             }
             (false, true) => {
@@ -350,9 +360,15 @@ async fn wal_sender_timeout(client: &Client) -> Result<Option<Duration>> {
 
 struct OpenTxn {
     xid: u32,
+    /// Position of its commit record (known from `Begin`).
+    commit_lsn: Lsn,
     commit_ts: i64,
     changes: Vec<Change>,
     bytes: usize,
+    /// Parts already handed to the change log.
+    parts: u32,
+    /// Already in the change log (re-sent after a restart): its changes are dropped.
+    skip: bool,
 }
 
 struct Streamer<'a> {
@@ -379,7 +395,7 @@ struct Streamer<'a> {
     stats: Arc<Stats>,
     /// Changes appended since the last report, per table and operation.
     counts: OpCounts,
-    /// Change counts of the transactions waiting in `pending`.
+    /// Change counts of the records waiting in `pending`.
     pending_txns: Vec<u64>,
 }
 
@@ -574,15 +590,23 @@ impl Streamer<'_> {
         // server sends them again and the restart skips them.
         #[cfg(feature = "failpoints")]
         fail::fail_point!("capture-after-append", |_| crash("capture-after-append"));
-        if let Some(LogRecord::Transaction(t)) = self.pending.last() {
+        // Parts of a transaction not yet committed acknowledge nothing.
+        if let Some(t) = self.pending.iter().rev().find_map(|r| match r {
+            LogRecord::Transaction(t) => Some(t),
+            _ => None,
+        }) {
             self.durable = self.durable.max(t.end_lsn);
         }
         Stats::advance(&self.stats.captured_lsn, self.durable);
         for changes in self.pending_txns.drain(..) {
             self.stats.captured(changes);
         }
-        metrics::counter!("sluice_transactions_captured_total")
-            .increment(self.pending.len() as u64);
+        let transactions = self
+            .pending
+            .iter()
+            .filter(|r| matches!(r, LogRecord::Transaction(_)))
+            .count();
+        metrics::counter!("sluice_transactions_captured_total").increment(transactions as u64);
         metrics::counter!("sluice_captured_bytes_total").increment(self.pending_bytes as u64);
         for (table, op, n) in self.counts.drain() {
             metrics::counter!("sluice_changes_captured_total", "table" => table_label(&table), "op" => op_label(op))
@@ -598,32 +622,29 @@ impl Streamer<'_> {
             Message::Begin(b) => {
                 self.txn = Some(OpenTxn {
                     xid: b.xid,
+                    commit_lsn: b.final_lsn,
                     commit_ts: sluice_pgoutput::time::pg_to_unix_micros(b.commit_ts).unwrap_or(0),
                     changes: Vec::new(),
                     bytes: 0,
+                    parts: 0,
+                    skip: b.final_lsn < self.skip_through,
                 });
             }
             Message::Commit(c) => {
                 let txn = self.txn.take().ok_or_else(|| {
                     Error::Protocol("Commit without Begin in the replication stream".to_owned())
                 })?;
-                if c.end_lsn <= self.skip_through {
+                if txn.skip || c.end_lsn <= self.skip_through {
                     tracing::debug!(lsn = %c.end_lsn, "skipping a transaction already in the change log");
                     return Ok(());
                 }
-                if txn.changes.is_empty() {
+                if txn.changes.is_empty() && txn.parts == 0 {
                     // Nothing of ours in it; its position still counts as received.
                     self.server_end = self.server_end.max(c.end_lsn);
                     return Ok(());
                 }
                 self.report.transactions += 1;
-                self.report.changes += txn.changes.len() as u64;
-                self.pending_bytes += txn.bytes;
-                for change in &txn.changes {
-                    self.counts.add(&change.relation.table, change.op, 1);
-                }
-                self.pending_txns.push(txn.changes.len() as u64);
-                self.pending.push(LogRecord::Transaction(Transaction {
+                self.queue(LogRecord::Transaction(Transaction {
                     kind: TxnKind::Stream,
                     xid: txn.xid,
                     commit_lsn: c.commit_lsn,
@@ -760,9 +781,43 @@ impl Streamer<'_> {
         let txn = self.txn.as_mut().ok_or_else(|| {
             Error::Protocol("change outside a transaction in the replication stream".to_owned())
         })?;
+        if txn.skip {
+            return Ok(());
+        }
         txn.bytes += change.size();
         txn.changes.push(change);
+        if txn.bytes >= TXN_PART_BYTES {
+            let part = LogRecord::TransactionPart {
+                part: txn.parts,
+                txn: Transaction {
+                    kind: TxnKind::Stream,
+                    xid: txn.xid,
+                    commit_lsn: txn.commit_lsn,
+                    // Known once the commit arrives.
+                    end_lsn: Lsn::ZERO,
+                    commit_ts: txn.commit_ts,
+                    changes: std::mem::take(&mut txn.changes),
+                },
+            };
+            txn.parts += 1;
+            txn.bytes = 0;
+            self.queue(part);
+        }
         Ok(())
+    }
+
+    /// Adds a transaction record (or a part of one) to the group waiting to be appended.
+    fn queue(&mut self, record: LogRecord) {
+        let (LogRecord::Transaction(txn) | LogRecord::TransactionPart { txn, .. }) = &record else {
+            return;
+        };
+        self.report.changes += txn.changes.len() as u64;
+        self.pending_bytes += txn.size();
+        for change in &txn.changes {
+            self.counts.add(&change.relation.table, change.op, 1);
+        }
+        self.pending_txns.push(txn.changes.len() as u64);
+        self.pending.push(record);
     }
 }
 

@@ -297,6 +297,17 @@ impl BatchBuilder {
                     }
                 }
             }
+            LogRecord::TransactionPart { txn, .. } => {
+                // Parts of a transaction applied before (re-delivery) are skipped as the
+                // transaction is. The applied position moves with the transaction's last record.
+                if txn.kind == TxnKind::Stream && txn.commit_lsn < self.applied_lsn {
+                    return;
+                }
+                for change in txn.changes {
+                    self.changes += 1;
+                    self.push_change(txn.commit_lsn, txn.commit_ts, change);
+                }
+            }
             LogRecord::SnapshotBegin {
                 consistent_point,
                 relations,
@@ -704,6 +715,41 @@ mod tests {
         assert_eq!(batch.tables[0].rows.len(), 1);
         assert_eq!(batch.tables[0].rows[0].values, vec![v("2")]);
         assert_eq!(cp.applied_lsn, Lsn(31));
+    }
+
+    #[test]
+    fn transaction_parts_move_the_applied_position_only_at_the_end() {
+        let r = rel(&[("id", true)]);
+        let part = |n: u32, lsn: u64, key: &str| LogRecord::TransactionPart {
+            part: n,
+            txn: Transaction {
+                kind: TxnKind::Stream,
+                xid: 9,
+                commit_lsn: Lsn(lsn),
+                end_lsn: Lsn::ZERO,
+                commit_ts: 0,
+                changes: vec![ins(&r, vec![v(key)])],
+            },
+        };
+        let mut b = BatchBuilder::after(&Checkpoint {
+            applied_lsn: Lsn(21),
+            ..Default::default()
+        });
+        // A part of a transaction applied before is skipped, as its transaction is.
+        b.push(part(0, 20, "0"));
+        b.push(part(0, 30, "1"));
+        b.push(part(1, 30, "2"));
+        assert_eq!(b.applied_lsn(), Lsn(21), "parts do not move the position");
+        b.push(txn(30, vec![ins(&r, vec![v("3")])]));
+        let (batch, cp) = b.finish(LogPosition::default());
+        let keys: Vec<_> = batch.tables[0]
+            .rows
+            .iter()
+            .map(|r| r.values[0].clone())
+            .collect();
+        assert_eq!(keys, vec![v("1"), v("2"), v("3")]);
+        assert_eq!(cp.applied_lsn, Lsn(31));
+        assert_eq!(batch.changes, 3);
     }
 
     #[test]

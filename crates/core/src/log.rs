@@ -42,6 +42,10 @@ pub enum LastAppended {
         commit_lsn: Lsn,
         end_lsn: Lsn,
     },
+    /// A part of a source transaction whose last record may not have been appended.
+    TransactionPart {
+        commit_lsn: Lsn,
+    },
     SnapshotBegin {
         consistent_point: Lsn,
     },
@@ -58,6 +62,9 @@ impl LastAppended {
                 kind: t.kind,
                 commit_lsn: t.commit_lsn,
                 end_lsn: t.end_lsn,
+            },
+            LogRecord::TransactionPart { txn, .. } => LastAppended::TransactionPart {
+                commit_lsn: txn.commit_lsn,
             },
             LogRecord::SnapshotBegin {
                 consistent_point, ..

@@ -28,6 +28,13 @@ pub const RECORD_FORMAT_VERSION: u8 = 1;
 pub enum LogRecord {
     /// A committed source transaction, or a chunk of snapshot rows.
     Transaction(Transaction),
+    /// Part `part` (from 0) of a source transaction too large to hold in memory. The parts of
+    /// one transaction are contiguous in the log and in order, and the transaction ends with
+    /// an ordinary [`LogRecord::Transaction`] of the same `xid` and `commit_lsn` holding its
+    /// last changes. Its `end_lsn` may be unknown (`0/0`) while the commit has not been seen.
+    /// A run of parts not followed by its transaction (capture stopped while appending them)
+    /// is abandoned: the source sends the whole transaction again, from part 0.
+    TransactionPart { part: u32, txn: Transaction },
     /// An initial snapshot of these tables begins at `consistent_point`. Rows that the target
     /// holds from before (an interrupted earlier snapshot) are removed when their position is
     /// older than the snapshot's rows (`consistent_point - 1`).
@@ -43,7 +50,7 @@ impl LogRecord {
     /// Approximate in-memory size, for byte budgets.
     pub fn size(&self) -> usize {
         match self {
-            LogRecord::Transaction(t) => t.size(),
+            LogRecord::Transaction(t) | LogRecord::TransactionPart { txn: t, .. } => t.size(),
             LogRecord::SnapshotBegin { relations, .. } => 64 + relations.len() * 256,
             LogRecord::SnapshotEnd { .. } => 16,
         }
@@ -74,6 +81,10 @@ enum RecordWireRef<'a> {
     },
     SnapshotEnd {
         consistent_point: Lsn,
+    },
+    TransactionPart {
+        part: u32,
+        txn: TxnWireRef<'a>,
     },
 }
 
@@ -106,6 +117,10 @@ enum RecordWire {
     SnapshotEnd {
         consistent_point: Lsn,
     },
+    TransactionPart {
+        part: u32,
+        txn: TxnWire,
+    },
 }
 
 #[derive(Deserialize)]
@@ -131,41 +146,11 @@ struct ChangeWire {
 pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) {
     out.push(RECORD_FORMAT_VERSION);
     let wire = match record {
-        LogRecord::Transaction(t) => {
-            let mut relations: Vec<&RelationSchema> = Vec::new();
-            let mut changes = Vec::with_capacity(t.changes.len());
-            for c in &t.changes {
-                // Transactions touch few relations: a linear scan beats hashing here.
-                let rel = match relations
-                    .iter()
-                    .position(|r| std::ptr::eq(*r, &*c.relation))
-                {
-                    Some(i) => i,
-                    None => match relations.iter().position(|r| **r == *c.relation) {
-                        Some(i) => i,
-                        None => {
-                            relations.push(&c.relation);
-                            relations.len() - 1
-                        }
-                    },
-                };
-                changes.push(ChangeWireRef {
-                    rel: rel as u32,
-                    op: c.op,
-                    new: c.new.as_deref(),
-                    old: c.old.as_deref(),
-                });
-            }
-            RecordWireRef::Transaction(TxnWireRef {
-                kind: t.kind,
-                xid: t.xid,
-                commit_lsn: t.commit_lsn,
-                end_lsn: t.end_lsn,
-                commit_ts: t.commit_ts,
-                relations,
-                changes,
-            })
-        }
+        LogRecord::Transaction(t) => RecordWireRef::Transaction(txn_wire(t)),
+        LogRecord::TransactionPart { part, txn } => RecordWireRef::TransactionPart {
+            part: *part,
+            txn: txn_wire(txn),
+        },
         LogRecord::SnapshotBegin {
             consistent_point,
             relations,
@@ -182,6 +167,70 @@ pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) {
     *out = encoded.expect("postcard serialization into a Vec is infallible");
 }
 
+/// A transaction's wire form: each relation once, changes pointing at it by index.
+fn txn_wire(t: &Transaction) -> TxnWireRef<'_> {
+    let mut relations: Vec<&RelationSchema> = Vec::new();
+    let mut changes = Vec::with_capacity(t.changes.len());
+    for c in &t.changes {
+        // Transactions touch few relations: a linear scan beats hashing here.
+        let rel = match relations
+            .iter()
+            .position(|r| std::ptr::eq(*r, &*c.relation))
+        {
+            Some(i) => i,
+            None => match relations.iter().position(|r| **r == *c.relation) {
+                Some(i) => i,
+                None => {
+                    relations.push(&c.relation);
+                    relations.len() - 1
+                }
+            },
+        };
+        changes.push(ChangeWireRef {
+            rel: rel as u32,
+            op: c.op,
+            new: c.new.as_deref(),
+            old: c.old.as_deref(),
+        });
+    }
+    TxnWireRef {
+        kind: t.kind,
+        xid: t.xid,
+        commit_lsn: t.commit_lsn,
+        end_lsn: t.end_lsn,
+        commit_ts: t.commit_ts,
+        relations,
+        changes,
+    }
+}
+
+fn txn_from_wire(t: TxnWire) -> Result<Transaction, RecordError> {
+    let relations: Vec<Arc<RelationSchema>> = t.relations.into_iter().map(Arc::new).collect();
+    let mut changes = Vec::with_capacity(t.changes.len());
+    for c in t.changes {
+        let relation = relations
+            .get(c.rel as usize)
+            .ok_or(RecordError::BadRelationIndex {
+                index: c.rel,
+                count: relations.len(),
+            })?;
+        changes.push(Change {
+            relation: relation.clone(),
+            op: c.op,
+            new: c.new,
+            old: c.old,
+        });
+    }
+    Ok(Transaction {
+        kind: t.kind,
+        xid: t.xid,
+        commit_lsn: t.commit_lsn,
+        end_lsn: t.end_lsn,
+        commit_ts: t.commit_ts,
+        changes,
+    })
+}
+
 /// Decodes a record written by [`encode_record`].
 pub fn decode_record(buf: &[u8]) -> Result<LogRecord, RecordError> {
     let (&version, body) = buf.split_first().ok_or(RecordError::Empty)?;
@@ -190,34 +239,11 @@ pub fn decode_record(buf: &[u8]) -> Result<LogRecord, RecordError> {
     }
     let wire: RecordWire = postcard::from_bytes(body).map_err(RecordError::Malformed)?;
     Ok(match wire {
-        RecordWire::Transaction(t) => {
-            let relations: Vec<Arc<RelationSchema>> =
-                t.relations.into_iter().map(Arc::new).collect();
-            let mut changes = Vec::with_capacity(t.changes.len());
-            for c in t.changes {
-                let relation =
-                    relations
-                        .get(c.rel as usize)
-                        .ok_or(RecordError::BadRelationIndex {
-                            index: c.rel,
-                            count: relations.len(),
-                        })?;
-                changes.push(Change {
-                    relation: relation.clone(),
-                    op: c.op,
-                    new: c.new,
-                    old: c.old,
-                });
-            }
-            LogRecord::Transaction(Transaction {
-                kind: t.kind,
-                xid: t.xid,
-                commit_lsn: t.commit_lsn,
-                end_lsn: t.end_lsn,
-                commit_ts: t.commit_ts,
-                changes,
-            })
-        }
+        RecordWire::Transaction(t) => LogRecord::Transaction(txn_from_wire(t)?),
+        RecordWire::TransactionPart { part, txn } => LogRecord::TransactionPart {
+            part,
+            txn: txn_from_wire(txn)?,
+        },
         RecordWire::SnapshotBegin {
             consistent_point,
             relations,
@@ -306,6 +332,30 @@ mod tests {
             panic!("not a transaction")
         };
         assert!(Arc::ptr_eq(&t.changes[0].relation, &t.changes[2].relation));
+    }
+
+    #[test]
+    fn transaction_parts_round_trip() {
+        let a = relation("a");
+        let record = LogRecord::TransactionPart {
+            part: 3,
+            txn: Transaction {
+                kind: TxnKind::Stream,
+                xid: 7,
+                commit_lsn: Lsn(0x20),
+                end_lsn: Lsn::ZERO,
+                commit_ts: 5,
+                changes: vec![Change {
+                    relation: a,
+                    op: Op::Insert,
+                    new: Some(vec!["1".into(), "x".into()]),
+                    old: None,
+                }],
+            },
+        };
+        let mut buf = Vec::new();
+        encode_record(&record, &mut buf);
+        assert_eq!(decode_record(&buf).expect("decodes"), record);
     }
 
     #[test]

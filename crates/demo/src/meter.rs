@@ -96,6 +96,14 @@ impl<D: Destination> Destination for Metered<D> {
         Ok(())
     }
 
+    async fn stage(&mut self, batch: Batch) -> Result<(), Self::Error> {
+        self.inner.stage(batch).await
+    }
+
+    async fn discard(&mut self) -> Result<(), Self::Error> {
+        self.inner.discard().await
+    }
+
     async fn ping(&mut self) -> Result<(), Self::Error> {
         self.inner.ping().await
     }

@@ -11,14 +11,15 @@
 //!   destination's position guard makes harmless.
 //! - Shutdown is checked only between batches: an `apply` is never abandoned half-way.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice_core::telemetry::{OpCounts, Stats, now_micros, op_label, table_label};
 use sluice_core::{
-    BatchBuilder, ChangeLogReader, Checkpoint, Destination, LogPosition, LogRecord, Lsn, TableId,
-    TxnKind,
+    BatchBuilder, ChangeLogReader, Checkpoint, Destination, LogPosition, LogRecord, Lsn,
+    ReadRecord, TableId, TxnKind,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +47,12 @@ pub struct LoaderControl {
 /// While idle, the loader checks the target this often, so readiness notices a target that
 /// went away before the next batch does.
 const PING_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A source transaction too large for one batch is staged in slices of at most this many
+/// bytes (or `max_batch_bytes`, when smaller): large enough that each slice's MERGE is
+/// worthwhile, small enough that the loader's share of memory stays small next to the
+/// target's.
+pub const LARGE_TXN_STAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// What one loader run achieved.
 #[derive(Debug, Default, Clone)]
@@ -83,41 +90,137 @@ where
     control.stats.log_released(&checkpoint.position);
     report.checkpoint = checkpoint.clone();
     let mut last_contact = Instant::now();
+    // Records read but left for the next batch (a large transaction starts its own batch).
+    let mut carry: VecDeque<ReadRecord> = VecDeque::new();
 
     loop {
         if control.shutdown.is_cancelled() {
             return Ok(report);
         }
-        let drained_after_input = control.input_done.is_cancelled();
+        let drained_after_input = control.input_done.is_cancelled() && carry.is_empty();
         let mut builder = BatchBuilder::after(&checkpoint);
         let mut last: Option<LogPosition> = None;
         let mut seen = BatchFigures::default();
+        // The large transaction whose parts this batch is loading, and whether some of them
+        // are staged in the destination already.
+        let mut large: Option<LargeTxn> = None;
+        let mut staged = false;
         let started = Instant::now();
-        loop {
-            let elapsed = started.elapsed();
-            let wait = if control.input_done.is_cancelled() {
-                // Capture has finished: what the log holds is all there is, do not wait.
-                Duration::ZERO
-            } else if builder.records() == 0 {
-                // Nothing yet: poll in short steps so shutdown and end of input are noticed.
-                Duration::from_millis(100).min(limits.flush_interval)
+        'fill: loop {
+            let records: Vec<ReadRecord> = if carry.is_empty() {
+                let elapsed = started.elapsed();
+                let wait = if control.input_done.is_cancelled() {
+                    // Capture has finished: what the log holds is all there is, do not wait.
+                    Duration::ZERO
+                } else if builder.records() == 0 || large.is_some() {
+                    // Nothing yet (or the rest of a large transaction): poll in short steps so
+                    // shutdown and end of input are noticed.
+                    Duration::from_millis(100).min(limits.flush_interval)
+                } else {
+                    limits.flush_interval.saturating_sub(elapsed)
+                };
+                // Read in slices no larger than a large transaction's: what is read waits in
+                // memory until it is staged.
+                let budget = limits
+                    .max_bytes
+                    .saturating_sub(builder.bytes())
+                    .clamp(1, LARGE_TXN_STAGE_BYTES);
+                let idle = builder.records() == 0 && large.is_none();
+                tokio::select! {
+                    r = reader.read(budget, wait) => r.map_err(|e| Failure::from_error("change log", e))?,
+                    () = control.shutdown.cancelled(), if idle => return Ok(report),
+                }
             } else {
-                limits.flush_interval.saturating_sub(elapsed)
-            };
-            let budget = limits.max_bytes.saturating_sub(builder.bytes()).max(1);
-            let records = tokio::select! {
-                r = reader.read(budget, wait) => r.map_err(|e| Failure::from_error("change log", e))?,
-                () = control.shutdown.cancelled(), if builder.records() == 0 => return Ok(report),
+                carry.drain(..).collect()
             };
             let got = records.len();
-            for r in records {
+            let mut records = records.into_iter();
+            while let Some(r) = records.next() {
+                match LargeTxn::step(large.as_ref(), &r.record) {
+                    Step::Whole => {}
+                    Step::Starts(txn) => {
+                        if builder.records() > 0 {
+                            // Commit what came before: the large transaction gets a batch of
+                            // its own, so abandoning it never takes other changes with it.
+                            carry.push_back(r);
+                            carry.extend(records);
+                            break 'fill;
+                        }
+                        large = Some(txn);
+                    }
+                    Step::Continues => {
+                        if let Some(txn) = large.as_mut() {
+                            txn.next_part += 1;
+                        }
+                    }
+                    Step::Ends => large = None,
+                    Step::Abandons => {
+                        // Capture stopped while appending the parts; the source sent the whole
+                        // transaction again, further on in the log.
+                        tracing::warn!(
+                            lsn = %large.as_ref().map_or(Lsn::ZERO, |t| t.commit_lsn),
+                            "discarding the parts of a transaction whose end is not in the change log"
+                        );
+                        if std::mem::take(&mut staged) {
+                            destination
+                                .discard()
+                                .await
+                                .map_err(|e| Failure::from_error("target", e))?;
+                        }
+                        builder = BatchBuilder::after(&checkpoint);
+                        seen = BatchFigures::default();
+                        large = None;
+                        carry.push_back(r);
+                        carry.extend(records);
+                        continue 'fill;
+                    }
+                    Step::Stray => {
+                        return Err(Failure::fatal(
+                            "change log",
+                            anyhow::anyhow!(
+                                "change log record at {:?} is a part of a transaction whose first part it does not follow",
+                                r.position.partitions
+                            ),
+                        ));
+                    }
+                }
                 seen.note(&r.record, checkpoint.applied_lsn);
                 builder.push(r.record);
                 last = Some(r.position);
+                if large.is_some()
+                    && (builder.bytes() >= limits.max_bytes.min(LARGE_TXN_STAGE_BYTES)
+                        || builder.changes() >= limits.max_rows)
+                {
+                    // Bounded memory: apply what is held without committing.
+                    let (batch, _) =
+                        std::mem::replace(&mut builder, BatchBuilder::after(&checkpoint))
+                            .finish(LogPosition::default());
+                    destination
+                        .stage(batch)
+                        .await
+                        .map_err(|e| Failure::from_error("target", e))?;
+                    staged = true;
+                    last_contact = Instant::now();
+                }
+            }
+            if large.is_some() {
+                // A batch never ends inside a source transaction.
+                if control.shutdown.is_cancelled()
+                    || (got == 0 && control.input_done.is_cancelled())
+                {
+                    if staged {
+                        destination
+                            .discard()
+                            .await
+                            .map_err(|e| Failure::from_error("target", e))?;
+                    }
+                    return Ok(report);
+                }
+                continue;
             }
             let full = builder.bytes() >= limits.max_bytes || builder.changes() >= limits.max_rows;
             let timed_out = started.elapsed() >= limits.flush_interval;
-            if full || (builder.records() > 0 && (timed_out || got == 0)) {
+            if full || ((builder.records() > 0 || staged) && (timed_out || got == 0)) {
                 break;
             }
             if builder.records() == 0 && got == 0 {
@@ -176,6 +279,54 @@ where
     }
 }
 
+/// A source transaction too large for one record, whose parts the loader is reading.
+struct LargeTxn {
+    xid: u32,
+    commit_lsn: Lsn,
+    /// The part that must come next.
+    next_part: u32,
+}
+
+/// What a record does to the large transaction being read, if any.
+enum Step {
+    /// A record of its own (no large transaction open).
+    Whole,
+    /// The first part of a large transaction.
+    Starts(LargeTxn),
+    /// The next part of the open large transaction.
+    Continues,
+    /// The last record of the open large transaction.
+    Ends,
+    /// Not the open transaction's next record: its remaining parts never came.
+    Abandons,
+    /// A part whose earlier parts were not read.
+    Stray,
+}
+
+impl LargeTxn {
+    fn step(open: Option<&LargeTxn>, record: &LogRecord) -> Step {
+        let same = |t: &LargeTxn, txn: &sluice_core::Transaction| {
+            t.xid == txn.xid && t.commit_lsn == txn.commit_lsn
+        };
+        match (open, record) {
+            (Some(t), LogRecord::TransactionPart { part, txn })
+                if same(t, txn) && *part == t.next_part =>
+            {
+                Step::Continues
+            }
+            (Some(t), LogRecord::Transaction(txn)) if same(t, txn) => Step::Ends,
+            (Some(_), _) => Step::Abandons,
+            (None, LogRecord::TransactionPart { part: 0, txn }) => Step::Starts(LargeTxn {
+                xid: txn.xid,
+                commit_lsn: txn.commit_lsn,
+                next_part: 1,
+            }),
+            (None, LogRecord::TransactionPart { .. }) => Step::Stray,
+            (None, _) => Step::Whole,
+        }
+    }
+}
+
 /// What a batch carried, noted as its records are read, for metrics and per-table figures.
 #[derive(Default)]
 struct BatchFigures {
@@ -189,13 +340,15 @@ struct BatchFigures {
 impl BatchFigures {
     /// Notes a record read after `applied` (what is at or below it was loaded before).
     fn note(&mut self, record: &LogRecord, applied: Lsn) {
-        let LogRecord::Transaction(txn) = record else {
-            return;
+        let (txn, last) = match record {
+            LogRecord::Transaction(txn) => (txn, true),
+            LogRecord::TransactionPart { txn, .. } => (txn, false),
+            _ => return,
         };
         if txn.kind == TxnKind::Stream && txn.commit_lsn <= applied {
             return;
         }
-        if txn.kind == TxnKind::Stream {
+        if txn.kind == TxnKind::Stream && last {
             self.commit_times.push(txn.commit_ts);
         }
         for change in &txn.changes {

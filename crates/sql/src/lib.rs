@@ -40,7 +40,7 @@
 
 use std::fmt;
 
-use sluice_core::{DeleteMode, PgType, meta};
+use sluice_core::{DeleteMode, Lsn, PgType, meta};
 
 mod duckdb;
 mod plan;
@@ -49,6 +49,36 @@ mod redshift;
 mod statement;
 
 pub use duckdb::{DuckDb, DuckType};
+
+/// Which staged rows a MERGE lets touch a target row, by their `_sluice_lsn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Only rows newer than the target row (`>`): a replayed change touches nothing.
+    Newer,
+    /// Rows at least as new (`>=`): for the later slices of a source transaction staged in
+    /// parts within one target transaction, whose rows all share its commit position.
+    NotOlder,
+}
+
+impl Guard {
+    /// The comparison operator of the guard.
+    pub fn operator(self) -> &'static str {
+        match self {
+            Guard::Newer => ">",
+            Guard::NotOlder => ">=",
+        }
+    }
+
+    /// The bound below which a truncate removes target rows, for a batch truncating below
+    /// `below`: with [`Guard::NotOlder`], rows at `below` itself were written by earlier
+    /// slices of the same source transaction, before its truncate, and go too.
+    pub fn truncate_below(self, below: Lsn) -> Lsn {
+        match self {
+            Guard::Newer => below,
+            Guard::NotOlder => Lsn(below.0.saturating_add(1)),
+        }
+    }
+}
 pub use plan::{RESERVED_PREFIX, SchemaError, TablePlan, array_dims, plan};
 pub use postgres::{PgTarget, Postgres};
 pub use redshift::{Redshift, RsType};
@@ -236,9 +266,10 @@ pub trait SqlDialect {
         columns: &[TargetColumn<Self::Type>],
         deletes: DeleteMode,
         moved: bool,
+        guard: Guard,
     ) -> Vec<String> {
         vec![statement::guarded_merge(
-            self, schema, table, columns, deletes, moved,
+            self, schema, table, columns, deletes, moved, guard,
         )]
     }
 

@@ -54,7 +54,7 @@ use std::fmt::Write as _;
 use sluice_core::{DeleteMode, PgType, meta};
 
 use crate::statement::{is_unchanged, key_match, prefixed, source};
-use crate::{CheckpointRow, OP, STAGE, SqlDialect, TargetColumn};
+use crate::{CheckpointRow, Guard, OP, STAGE, SqlDialect, TargetColumn};
 
 /// The merge source table built from the staging table (see the module docs).
 pub const MERGE_SOURCE: &str = "_sluice_merge";
@@ -310,8 +310,10 @@ impl SqlDialect for Redshift {
         columns: &[TargetColumn<RsType>],
         deletes: DeleteMode,
         moved: bool,
+        guard: Guard,
     ) -> Vec<String> {
         let q = |s| self.quote_ident(s);
+        let op_guard = guard.operator();
         let (lsn, ts, deleted, synced) = (
             q(meta::LSN),
             q(meta::COMMIT_TS),
@@ -340,7 +342,7 @@ impl SqlDialect for Redshift {
         let _ = write!(
             select,
             "s.{op}, s.{lsn}, s.{ts} FROM ({}) AS s LEFT JOIN {target} AS t ON ({}) \
-             WHERE (t.{lsn} IS NULL OR s.{lsn} > t.{lsn})",
+             WHERE (t.{lsn} IS NULL OR s.{lsn} {op_guard} t.{lsn})",
             source(self, columns, false, moved.then_some((schema, table))),
             key_match(self, columns, "t", "s"),
         );
@@ -364,7 +366,7 @@ impl SqlDialect for Redshift {
                 .collect::<Vec<_>>()
                 .join(" AND ");
             statements.push(format!(
-                "DELETE FROM {target} USING {} AS s WHERE {on} AND s.{op} = 'D' AND s.{lsn} > \
+                "DELETE FROM {target} USING {} AS s WHERE {on} AND s.{op} = 'D' AND s.{lsn} {op_guard} \
                  {target}.{lsn}",
                 self.stage()
             ));

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use sluice_core::{DeleteMode, meta};
 
-use crate::{OP, SqlDialect, TargetColumn, UNCHANGED, moved_from_column};
+use crate::{Guard, OP, SqlDialect, TargetColumn, UNCHANGED, moved_from_column};
 
 pub(crate) fn create_table<D: SqlDialect + ?Sized>(
     d: &D,
@@ -130,7 +130,7 @@ pub(crate) fn is_unchanged<D: SqlDialect + ?Sized>(d: &D, alias: &str, i: usize)
 }
 
 /// One MERGE matched on the key columns, every branch guarded so only a newer change
-/// (`s._sluice_lsn > t._sluice_lsn`) touches a row. Needs `WHEN [NOT] MATCHED AND <cond>`
+/// (`s._sluice_lsn > t._sluice_lsn`, or `>=` with [`Guard::NotOlder`]) touches a row. Needs `WHEN [NOT] MATCHED AND <cond>`
 /// (DuckDB, PostgreSQL 15+).
 pub(crate) fn guarded_merge<D: SqlDialect + ?Sized>(
     d: &D,
@@ -139,6 +139,7 @@ pub(crate) fn guarded_merge<D: SqlDialect + ?Sized>(
     columns: &[TargetColumn<D::Type>],
     deletes: DeleteMode,
     moved: bool,
+    guard: Guard,
 ) -> String {
     let q = |s| d.quote_ident(s);
     let (lsn, ts, deleted, synced) = (
@@ -149,7 +150,7 @@ pub(crate) fn guarded_merge<D: SqlDialect + ?Sized>(
     );
     let op = q(OP);
     let on = key_match(d, columns, "t", "s");
-    let newer = format!("s.{lsn} > t.{lsn}");
+    let newer = format!("s.{lsn} {} t.{lsn}", guard.operator());
     let now = d.now();
     let stamp = format!("{lsn} = s.{lsn}, {ts} = s.{ts}, {synced} = {now}");
 

@@ -92,15 +92,18 @@ fn snapshot_every_statement<D: SqlDialect>(d: &D, prefix: &str) {
     snap("drop_stage", d.drop_stage());
     snap(
         "merge_soft",
-        d.merge(s, t, &columns, DeleteMode::Soft, false).join(";\n"),
+        d.merge(s, t, &columns, DeleteMode::Soft, false, Guard::Newer)
+            .join(";\n"),
     );
     snap(
         "merge_hard",
-        d.merge(s, t, &columns, DeleteMode::Hard, false).join(";\n"),
+        d.merge(s, t, &columns, DeleteMode::Hard, false, Guard::Newer)
+            .join(";\n"),
     );
     snap(
         "merge_moved",
-        d.merge(s, t, &columns, DeleteMode::Soft, true).join(";\n"),
+        d.merge(s, t, &columns, DeleteMode::Soft, true, Guard::Newer)
+            .join(";\n"),
     );
     snap("append", d.append(s, t, &keyless));
     snap(
@@ -159,6 +162,7 @@ fn hostile_names_stay_inside_their_quotes() {
         &columns_of(&Postgres),
         DeleteMode::Soft,
         true,
+        Guard::Newer,
     ) {
         assert_eq!(sql.matches('"').count() % 2, 0, "{sql}");
     }
@@ -207,13 +211,27 @@ fn duckdb_legacy_statements() {
     );
     insta::assert_snapshot!(
         "merge_soft",
-        d.merge("raw", "orders", &duck_columns(), DeleteMode::Soft, false)
-            .join(";\n")
+        d.merge(
+            "raw",
+            "orders",
+            &duck_columns(),
+            DeleteMode::Soft,
+            false,
+            Guard::Newer
+        )
+        .join(";\n")
     );
     insta::assert_snapshot!(
         "merge_hard",
-        d.merge("raw", "orders", &duck_columns(), DeleteMode::Hard, false)
-            .join(";\n")
+        d.merge(
+            "raw",
+            "orders",
+            &duck_columns(),
+            DeleteMode::Hard,
+            false,
+            Guard::Newer
+        )
+        .join(";\n")
     );
     insta::assert_snapshot!("append", d.append("raw", "events", &duck_columns()[1..]));
     insta::assert_snapshot!(
@@ -846,4 +864,45 @@ fn readme_type_table_matches_map_type() {
     let ints = PgType::from_oid(oid::INT4_ARRAY, -1);
     assert_eq!(duck.map_type(&ints, 2).to_string(), "INTEGER[][]");
     assert_eq!(Postgres.map_type(&ints, 2).to_string(), "integer[]");
+}
+
+#[test]
+fn the_guard_decides_whether_equal_positions_apply() {
+    let d = DuckDb { json: true };
+    let columns = duck_columns();
+    let newer = d.merge(
+        "raw",
+        "orders",
+        &columns,
+        DeleteMode::Soft,
+        false,
+        Guard::Newer,
+    );
+    let not_older = d.merge(
+        "raw",
+        "orders",
+        &columns,
+        DeleteMode::Soft,
+        false,
+        Guard::NotOlder,
+    );
+    assert!(newer[0].contains(r#"s."_sluice_lsn" > t."_sluice_lsn""#));
+    assert!(!newer[0].contains(">="));
+    assert!(not_older[0].contains(r#"s."_sluice_lsn" >= t."_sluice_lsn""#));
+    for sql in Redshift.merge(
+        "raw",
+        "orders",
+        &columns_of(&Redshift),
+        DeleteMode::Hard,
+        false,
+        Guard::NotOlder,
+    ) {
+        assert!(!sql.contains(r#"s."_sluice_lsn" > "#), "{sql}");
+    }
+}
+
+#[test]
+fn a_continued_transaction_truncates_its_own_earlier_rows() {
+    assert_eq!(Guard::Newer.truncate_below(Lsn(20)), Lsn(20));
+    assert_eq!(Guard::NotOlder.truncate_below(Lsn(20)), Lsn(21));
 }
