@@ -514,11 +514,12 @@ async fn schema_changes_while_streaming() {
     );
 }
 
-/// A type change the target cannot follow exactly stops `sluice sync` with an error naming
-/// the table, the column and both types; nothing is lost: once the target column is converted
-/// by hand (as the error says), the next sync loads every change of both tables.
+/// A type change the target cannot follow exactly parks that table with an error naming the
+/// table, the column, both types and how to resync; the other table keeps loading (also the
+/// part of a source transaction that touched both), the park survives a restart and shows in
+/// `sluice status --json`, and after the steps of the hint both tables equal the source.
 #[tokio::test]
-async fn unsafe_type_change_stops_with_a_clear_error() {
+async fn unsafe_type_change_parks_only_that_table() {
     let db = fresh(
         "CREATE TABLE t (id int PRIMARY KEY, d text);
          CREATE TABLE other (id int PRIMARY KEY, v text);
@@ -545,33 +546,86 @@ async fn unsafe_type_change_stops_with_a_clear_error() {
             "UPDATE t SET d = '2024-03-01' WHERE id = 3",
             "ALTER TABLE t ALTER COLUMN d TYPE date USING d::date",
             "UPDATE t SET d = d + 1 WHERE id = 2",
-            "UPDATE other SET v = 'after' WHERE id = 7",
+            // One transaction touching both tables: the other table's part is loaded.
+            "BEGIN; UPDATE t SET d = d + 2 WHERE id = 4; UPDATE other SET v = 'after' WHERE id = 7; COMMIT",
         ],
     )
     .await;
     let (ok, out) = run(&pipeline, &["sync", "--until-caught-up"]);
-    assert!(!ok, "sync stops:\n{out}");
+    assert!(ok, "sync goes on without the parked table:\n{out}");
     assert!(
         out.contains("table \"raw\".\"t\": column \"d\" changed from VARCHAR to DATE"),
         "the error names the table, the column and both types:\n{out}"
     );
+    assert!(
+        out.contains("sluice teardown --yes") && out.contains("DROP TABLE \"raw\".\"t\""),
+        "the error says how to resync:\n{out}"
+    );
+    // Changes to the other table after the ALTER, in the same run and a later one.
+    execute_all(&db, &["UPDATE other SET v = 'later' WHERE id = 8"]).await;
+    let (ok, out) = run(&pipeline, &["sync", "--until-caught-up"]);
+    assert!(ok, "the park survives a restart:\n{out}");
+    assert!(
+        out.contains("table parked"),
+        "a restart says so again:\n{out}"
+    );
     {
         let wh = pipeline.warehouse();
+        assert_same(&db, &wh, "other", PK).await;
         assert_eq!(
-            count(&wh, "SELECT count(*) FROM raw.other WHERE v = 'before'"),
-            5,
-            "what was loaded before stays"
+            count(&wh, "SELECT count(*) FROM raw.t WHERE d = '2024-03-01'"),
+            0,
+            "nothing of the parked table after the park"
+        );
+        assert_eq!(
+            count(&wh, "SELECT count(*) FROM raw.t WHERE d = '2024-01-03'"),
+            1,
+            "the parked table stays as it was at the park"
         );
     }
+    let status = Command::new(sluice_bin())
+        .args(["status", "--json", "-c"])
+        .arg(&pipeline.config)
+        .output()
+        .expect("run status");
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let parked = report["target"]["checkpoint"]["parked"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no parked tables: {report}"));
+    assert_eq!(parked.len(), 1, "{report}");
+    assert_eq!(parked[0]["table"], "public.t");
+    let reason = parked[0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("column \"d\" changed from VARCHAR to DATE"),
+        "{reason}"
+    );
+    let resync = parked[0]["resync"].as_str().expect("resync");
+    assert!(resync.contains("sluice teardown --yes"), "{resync}");
+
+    // The operator follows the hint.
+    let (ok, out) = run(&pipeline, &["teardown", "--yes"]);
+    assert!(ok, "{out}");
+    std::fs::remove_dir_all(pipeline.dir.path().join("log")).expect("remove the change log");
     {
+        let sql = resync
+            .split("run in the target: ")
+            .nth(1)
+            .and_then(|rest| rest.split(" and run `sluice sync`").next())
+            .unwrap_or_else(|| panic!("no target SQL in the hint: {resync}"));
         let wh = duckdb::Connection::open(&pipeline.warehouse).expect("open warehouse");
-        wh.execute_batch("ALTER TABLE raw.t ALTER COLUMN d SET DATA TYPE DATE")
-            .expect("convert the target column");
+        wh.execute_batch(sql).expect("the hint's SQL runs");
     }
+    execute_all(&db, &["UPDATE t SET d = d + 3 WHERE id = 5"]).await;
     pipeline.sync_until_caught_up();
     let wh = pipeline.warehouse();
     assert_same(&db, &wh, "t", &[("id", Kind::Plain), ("d", Kind::Plain)]).await;
     assert_same(&db, &wh, "other", PK).await;
+    let (_, out) = run(&pipeline, &["status", "--json"]);
+    assert!(out.contains("\"parked\""), "{out}");
+    assert!(
+        !out.contains("\"parked_at_lsn\""),
+        "unparked after the resync:\n{out}"
+    );
 }
 
 /// `sluice check` lists the columns the target keeps as exact text (DuckDB: unconstrained

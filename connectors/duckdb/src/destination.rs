@@ -13,9 +13,7 @@
 
 use std::collections::HashMap;
 
-use sluice_core::{
-    Batch, Capabilities, Checkpoint, DeleteMode, Destination, LogPosition, Lsn, TableBatch,
-};
+use sluice_core::{Batch, Capabilities, Checkpoint, DeleteMode, Destination, Lsn, TableBatch};
 use sluice_sql::{CheckpointRow, DuckDb, DuckType, Guard, SqlDialect};
 
 use crate::client::Client;
@@ -124,17 +122,14 @@ impl Destination for DuckDbDestination {
         let Some((position, applied_lsn, applied_commit_ts)) = stored else {
             return Ok(None);
         };
-        let position: LogPosition =
-            serde_json::from_str(&position).map_err(|e| Error::Checkpoint {
-                pipeline: pipeline.to_owned(),
-                reason: format!("position is not valid JSON ({e})"),
-            })?;
-        Ok(Some(Checkpoint {
-            position,
-            // Stored bit for bit as a signed 64-bit number.
-            applied_lsn: Lsn(applied_lsn as u64),
-            applied_commit_ts,
-        }))
+        // Stored bit for bit as a signed 64-bit number.
+        let checkpoint =
+            Checkpoint::from_stored(&position, Lsn(applied_lsn as u64), applied_commit_ts)
+                .map_err(|e| Error::Checkpoint {
+                    pipeline: pipeline.to_owned(),
+                    reason: format!("position is not valid JSON ({e})"),
+                })?;
+        Ok(Some(checkpoint))
     }
 
     async fn stage(&mut self, batch: Batch) -> Result<()> {
@@ -177,8 +172,9 @@ impl Destination for DuckDbDestination {
 
     async fn apply(&mut self, batch: Batch, checkpoint: &Checkpoint) -> Result<()> {
         let pipeline = self.pipeline.clone().ok_or(Error::NotOpen)?;
-        let position =
-            serde_json::to_string(&checkpoint.position).map_err(|e| Error::Checkpoint {
+        let position = checkpoint
+            .stored_position()
+            .map_err(|e| Error::Checkpoint {
                 pipeline: pipeline.clone(),
                 reason: format!("position cannot be written as JSON ({e})"),
             })?;
@@ -258,6 +254,8 @@ fn apply_tables(
                      target schemas",
                     other.relation.table, table.relation.table
                 ),
+                // Two tables at once: parking one would hide which was meant.
+                parks: None,
             });
         }
         let existing = c.table_columns(schema, name)?;

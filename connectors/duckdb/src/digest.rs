@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use duckdb::{AccessMode, Config, Connection};
 use sluice_core::digest::{BucketDigest, Inspect, RowHash, TableDigest, text_expressions};
-use sluice_core::{Checkpoint, LogPosition, Lsn, PgType, RelationSchema, meta};
+use sluice_core::{Checkpoint, Lsn, PgType, RelationSchema, meta};
 
 use crate::config::DuckDbConfig;
 use crate::error::{Error, Result};
@@ -213,17 +213,14 @@ impl Inspect for DuckDbInspector {
         let Some((position, applied_lsn, applied_commit_ts)) = stored else {
             return Ok(None);
         };
-        let position: LogPosition =
-            serde_json::from_str(&position).map_err(|e| Error::Checkpoint {
-                pipeline: pipeline.to_owned(),
-                reason: format!("position is not valid JSON ({e})"),
-            })?;
-        Ok(Some(Checkpoint {
-            position,
-            // Stored bit for bit as a signed 64-bit number.
-            applied_lsn: Lsn(applied_lsn as u64),
-            applied_commit_ts,
-        }))
+        // Stored bit for bit as a signed 64-bit number.
+        let checkpoint =
+            Checkpoint::from_stored(&position, Lsn(applied_lsn as u64), applied_commit_ts)
+                .map_err(|e| Error::Checkpoint {
+                    pipeline: pipeline.to_owned(),
+                    reason: format!("position is not valid JSON ({e})"),
+                })?;
+        Ok(Some(checkpoint))
     }
 
     async fn has_table(&mut self, relation: &RelationSchema) -> Result<bool> {
@@ -262,6 +259,7 @@ impl Inspect for DuckDbInspector {
                 let hash_sum = sum.parse().map_err(|_| Error::Schema {
                     table: relation.table.to_string(),
                     reason: format!("unreadable hash sum {sum:?} while digesting"),
+                    parks: None,
                 })?;
                 out.insert(
                     bucket as u32,

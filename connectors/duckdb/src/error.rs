@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use sluice_core::{Classify, ErrorClass};
+use sluice_core::{Classify, ErrorClass, TableId};
 
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -56,7 +56,13 @@ pub enum Error {
 
     /// The source changed a table in a way the target cannot follow safely.
     #[error("table {table}: {reason}")]
-    Schema { table: String, reason: String },
+    Schema {
+        table: String,
+        reason: String,
+        /// The source table wedged by it, when it concerns that table alone (the loader
+        /// parks it and loads the others).
+        parks: Option<TableId>,
+    },
 
     /// The stored checkpoint cannot be read back.
     #[error("checkpoint of pipeline \"{pipeline}\" in the target is unreadable: {reason}")]
@@ -76,6 +82,7 @@ impl From<sluice_sql::SchemaError> for Error {
         Error::Schema {
             table: e.table,
             reason: e.reason,
+            parks: Some(e.source_table),
         }
     }
 }
@@ -140,6 +147,13 @@ impl Classify for Error {
             Error::Open { .. } => ErrorClass::Fatal,
             Error::Sql { source, .. } => class_of_duckdb(source),
             Error::Value { .. } | Error::Schema { .. } => ErrorClass::Definite,
+        }
+    }
+
+    fn wedged_table(&self) -> Option<&TableId> {
+        match self {
+            Error::Schema { parks, .. } => parks.as_ref(),
+            _ => None,
         }
     }
 }

@@ -36,6 +36,7 @@ async fn round_trips_through_open() {
         position: LogPosition::single("0", 99),
         applied_lsn: Lsn(u64::MAX - 1),
         applied_commit_ts: -1,
+        parked: Vec::new(),
     };
     f.try_apply(&Batch::default(), &later).await.unwrap();
     assert_eq!(f.reopen().await, Some(later));
@@ -62,6 +63,7 @@ async fn pipelines_are_kept_apart() {
         position: LogPosition::single("0", 7),
         applied_lsn: Lsn(70),
         applied_commit_ts: 1,
+        parked: Vec::new(),
     };
     a.apply(Batch::default(), &cp).await.unwrap();
     drop(a);

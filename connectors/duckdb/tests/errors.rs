@@ -141,8 +141,12 @@ async fn unsafe_type_change_is_refused() {
     assert_eq!(
         err.to_string(),
         "table \"raw\".\"t\": column \"v\" changed from BIGINT to TIMESTAMP, which cannot hold \
-         every existing value exactly. Convert the target column by hand, or drop the target \
-         table and resnapshot"
+         every existing value exactly"
+    );
+    assert_eq!(
+        sluice_core::Classify::wedged_table(&err),
+        Some(&v2.table),
+        "the table to park"
     );
     assert_eq!(f.lines("SELECT id, v FROM raw.t"), vec!["1|5"]);
 }

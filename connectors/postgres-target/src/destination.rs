@@ -14,9 +14,7 @@
 use std::collections::HashMap;
 
 use bytes::BytesMut;
-use sluice_core::{
-    Batch, Capabilities, Checkpoint, DeleteMode, Destination, LogPosition, Lsn, TableBatch,
-};
+use sluice_core::{Batch, Capabilities, Checkpoint, DeleteMode, Destination, Lsn, TableBatch};
 use sluice_sql::{CheckpointRow, Guard, PgTarget, Postgres, SqlDialect as _};
 
 use crate::client::Client;
@@ -124,20 +122,18 @@ impl Destination for PostgresDestination {
                 .flatten()
                 .ok_or_else(|| unreadable(format!("column {} is NULL", i + 1)))
         };
-        let position: LogPosition = serde_json::from_str(&field(0)?)
-            .map_err(|e| unreadable(format!("position is not valid JSON ({e})")))?;
+        let position = field(0)?;
         let applied_lsn: i64 = field(1)?
             .parse()
             .map_err(|e| unreadable(format!("applied_lsn is not a number ({e})")))?;
         let applied_commit_ts: i64 = field(2)?
             .parse()
             .map_err(|e| unreadable(format!("applied_commit_ts is not a number ({e})")))?;
-        Ok(Some(Checkpoint {
-            position,
-            // Stored bit for bit as a signed 64-bit number.
-            applied_lsn: Lsn(applied_lsn as u64),
-            applied_commit_ts,
-        }))
+        // Stored bit for bit as a signed 64-bit number.
+        let checkpoint =
+            Checkpoint::from_stored(&position, Lsn(applied_lsn as u64), applied_commit_ts)
+                .map_err(|e| unreadable(format!("position is not valid JSON ({e})")))?;
+        Ok(Some(checkpoint))
     }
 
     async fn stage(&mut self, batch: Batch) -> Result<()> {
@@ -182,8 +178,9 @@ impl Destination for PostgresDestination {
 
     async fn apply(&mut self, batch: Batch, checkpoint: &Checkpoint) -> Result<()> {
         let pipeline = self.pipeline.clone().ok_or(Error::NotOpen)?;
-        let position =
-            serde_json::to_string(&checkpoint.position).map_err(|e| Error::Checkpoint {
+        let position = checkpoint
+            .stored_position()
+            .map_err(|e| Error::Checkpoint {
                 pipeline: pipeline.clone(),
                 reason: format!("position cannot be written as JSON ({e})"),
             })?;
@@ -258,6 +255,8 @@ async fn apply_tables(
                      target schemas",
                     other.relation.table, table.relation.table
                 ),
+                // Two tables at once: parking one would hide which was meant.
+                parks: None,
             });
         }
         let existing = table_columns(c, schema, name).await?;

@@ -8,7 +8,7 @@
 //! | `Value`, `Schema` | definite: this batch is wedged |
 //! | `Checkpoint`, `NotOpen` | fatal |
 
-use sluice_core::{Classify, ErrorClass};
+use sluice_core::{Classify, ErrorClass, TableId};
 
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -47,7 +47,13 @@ pub enum Error {
 
     /// The source changed a table in a way the target cannot follow safely.
     #[error("table {table}: {reason}")]
-    Schema { table: String, reason: String },
+    Schema {
+        table: String,
+        reason: String,
+        /// The source table wedged by it, when it concerns that table alone (the loader
+        /// parks it and loads the others).
+        parks: Option<TableId>,
+    },
 
     /// The stored checkpoint cannot be read back.
     #[error("checkpoint of pipeline \"{pipeline}\" in the target is unreadable: {reason}")]
@@ -79,6 +85,7 @@ impl From<sluice_sql::SchemaError> for Error {
         Error::Schema {
             table: e.table,
             reason: e.reason,
+            parks: Some(e.source_table),
         }
     }
 }
@@ -92,6 +99,13 @@ impl Classify for Error {
                 .sqlstate()
                 .map_or(ErrorClass::Transient, ErrorClass::from_sqlstate),
             Error::Value { .. } | Error::Schema { .. } => ErrorClass::Definite,
+        }
+    }
+
+    fn wedged_table(&self) -> Option<&TableId> {
+        match self {
+            Error::Schema { parks, .. } => parks.as_ref(),
+            _ => None,
         }
     }
 }
@@ -116,9 +130,16 @@ mod tests {
         );
         let schema: Error = sluice_sql::SchemaError {
             table: "t".into(),
+            source_table: TableId::new("public", "t"),
             reason: "r".into(),
         }
         .into();
         assert_eq!(schema.class(), ErrorClass::Definite);
+        assert_eq!(
+            schema.wedged_table(),
+            Some(&TableId::new("public", "t")),
+            "an unsafe schema change parks its table"
+        );
+        assert_eq!(value.wedged_table(), None);
     }
 }

@@ -274,8 +274,11 @@ async fn tables_without_key_append_and_columns_evolve() {
     assert_eq!(
         err.to_string(),
         "table \"raw\".\"w\": column \"n\" changed from bigint to timestamp without time zone, \
-         which cannot hold every existing value exactly. Convert the target column by hand, or \
-         drop the target table and resnapshot"
+         which cannot hold every existing value exactly"
+    );
+    assert!(
+        sluice_core::Classify::wedged_table(&err).is_some(),
+        "the table to park"
     );
 }
 

@@ -2,7 +2,9 @@
 //! row text of [`sluice_core::digest`] in PostgreSQL's SQL, bucket digests and row hashes.
 
 use sluice_core::digest::{BucketDigest, Inspect, RowHash, TableDigest, text_expressions};
-use sluice_core::{Checkpoint, LogPosition, Lsn, PgType, RelationSchema, meta};
+use sluice_core::{
+    Checkpoint, LogPosition, Lsn, ParkedTable, PgType, RelationSchema, TableId, meta,
+};
 use tokio_postgres::GenericClient;
 
 use crate::error::{Error, Result};
@@ -159,13 +161,24 @@ impl Inspect for PostgresInspector {
         if !exists {
             return Ok(None);
         }
-        // The position is JSON text (`{"partitions": {...}}`); the server takes it apart, so
-        // this crate needs no JSON parser.
+        // The position is JSON text (`{"partitions": {...}, "parked": [...]}`); the server
+        // takes it apart, so this crate needs no JSON parser.
+        let parked = |field: &str| {
+            format!(
+                "ARRAY(SELECT {field} FROM jsonb_array_elements(coalesce(position::jsonb -> \
+                 'parked', '[]'::jsonb)) WITH ORDINALITY AS e(p, n) ORDER BY n)"
+            )
+        };
         let sql = format!(
             "SELECT applied_lsn, CAST(extract(epoch FROM applied_commit_ts) * 1000000 AS bigint), \
                     ARRAY(SELECT key FROM jsonb_each_text(position::jsonb -> 'partitions') ORDER BY key), \
-                    ARRAY(SELECT value FROM jsonb_each_text(position::jsonb -> 'partitions') ORDER BY key) \
-             FROM {table} WHERE pipeline = $1"
+                    ARRAY(SELECT value FROM jsonb_each_text(position::jsonb -> 'partitions') ORDER BY key), \
+                    {}, {}, {}, {} \
+             FROM {table} WHERE pipeline = $1",
+            parked("p -> 'table' ->> 'schema'"),
+            parked("p -> 'table' ->> 'name'"),
+            parked("p ->> 'lsn'"),
+            parked("p ->> 'reason'"),
         );
         let Some(row) = self
             .client
@@ -177,6 +190,22 @@ impl Inspect for PostgresInspector {
         };
         let keys: Vec<String> = row.get(2);
         let values: Vec<String> = row.get(3);
+        let schemas: Vec<String> = row.get(4);
+        let names: Vec<String> = row.get(5);
+        let lsns: Vec<String> = row.get(6);
+        let reasons: Vec<String> = row.get(7);
+        let parked = schemas
+            .into_iter()
+            .zip(names)
+            .zip(lsns.iter().zip(reasons))
+            .map(|((schema, name), (lsn, reason))| ParkedTable {
+                table: TableId::new(schema, name),
+                // Written by Sluice as a JSON number; a figure to show, never a position to
+                // resume from.
+                lsn: Lsn(lsn.parse().unwrap_or_default()),
+                reason,
+            })
+            .collect();
         Ok(Some(Checkpoint {
             position: LogPosition {
                 partitions: keys.into_iter().zip(values).collect(),
@@ -184,6 +213,7 @@ impl Inspect for PostgresInspector {
             // Stored bit for bit as a signed 64-bit number.
             applied_lsn: Lsn(row.get::<_, i64>(0) as u64),
             applied_commit_ts: row.get(1),
+            parked,
         }))
     }
 

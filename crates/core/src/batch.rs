@@ -14,12 +14,16 @@
 //!   the target's values at that key fill those unchanged values (the same batch may hold a
 //!   delete of that key, which the destination applies after reading them); every other row
 //!   has it `None`;
-//! - `truncate_below` removes target rows whose position is older, before rows are applied.
+//! - `truncate_below` removes target rows whose position is older, before rows are applied;
+//! - it holds nothing of a table the checkpoint it starts after has parked
+//!   ([`Checkpoint::parked`]): the rest of each source transaction is loaded without it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::{Change, Checkpoint, LogRecord, Lsn, Op, RelationSchema, TableId, TxnKind, Value};
+use crate::{
+    Change, Checkpoint, LogRecord, Lsn, Op, ParkedTable, RelationSchema, TableId, TxnKind, Value,
+};
 
 /// What a row does to the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,16 +242,23 @@ pub struct BatchBuilder {
     records: usize,
     applied_lsn: Lsn,
     applied_commit_ts: i64,
+    /// Tables left out of the batch, carried over into the checkpoint.
+    parked: Vec<ParkedTable>,
 }
 
 impl BatchBuilder {
-    /// Starts a batch after `checkpoint` (whose applied LSN carries over).
+    /// Starts a batch after `checkpoint` (whose applied LSN and parked tables carry over).
     pub fn after(checkpoint: &Checkpoint) -> Self {
         BatchBuilder {
             applied_lsn: checkpoint.applied_lsn,
             applied_commit_ts: checkpoint.applied_commit_ts,
+            parked: checkpoint.parked.clone(),
             ..Default::default()
         }
+    }
+
+    fn is_parked(&self, table: &TableId) -> bool {
+        self.parked.iter().any(|p| p.table == *table)
     }
 
     /// Number of records pushed.
@@ -314,7 +325,9 @@ impl BatchBuilder {
             } => {
                 let rows_at = Lsn(consistent_point.0.saturating_sub(1));
                 for relation in &relations {
-                    self.table(relation).truncate(rows_at);
+                    if !self.is_parked(&relation.table) {
+                        self.table(relation).truncate(rows_at);
+                    }
                 }
             }
             LogRecord::SnapshotEnd { consistent_point } => {
@@ -334,6 +347,9 @@ impl BatchBuilder {
     }
 
     fn push_change(&mut self, lsn: Lsn, commit_ts: i64, change: Change) {
+        if self.is_parked(&change.relation.table) {
+            return;
+        }
         let owned = |k: Option<Vec<&Value>>| k.map(|k| k.into_iter().cloned().collect::<Vec<_>>());
         let key = owned(change.key());
         let old_key = owned(change.old_key_if_changed());
@@ -407,6 +423,7 @@ impl BatchBuilder {
             position,
             applied_lsn: self.applied_lsn,
             applied_commit_ts: self.applied_commit_ts,
+            parked: self.parked,
         };
         (batch, checkpoint)
     }
@@ -799,6 +816,47 @@ mod tests {
         assert_eq!(t.relation.columns.len(), 3);
         assert_eq!(t.rows[0].values, vec![v("1"), v("x"), Value::Null]);
         assert_eq!(t.rows[1].values, vec![v("2"), v("y"), v("z")]);
+    }
+
+    #[test]
+    fn parked_tables_are_left_out_and_carried_over() {
+        let t = rel(&[("id", true)]);
+        let mut o = (*rel(&[("id", true)])).clone();
+        o.table = TableId::new("public", "other");
+        let o = Arc::new(o);
+        let parked = ParkedTable {
+            table: TableId::new("public", "t"),
+            lsn: Lsn(5),
+            reason: "wedged".into(),
+        };
+        let mut b = BatchBuilder::after(&Checkpoint {
+            applied_lsn: Lsn(5),
+            parked: vec![parked.clone()],
+            ..Default::default()
+        });
+        b.push(LogRecord::SnapshotBegin {
+            consistent_point: Lsn(8),
+            relations: vec![t.clone(), o.clone()],
+        });
+        // One source transaction touching both tables: the other table's part is loaded.
+        b.push(txn(10, vec![ins(&t, vec![v("1")]), ins(&o, vec![v("2")])]));
+        b.push(txn(20, vec![ins(&t, vec![v("3")])]));
+        let (batch, cp) = b.finish(LogPosition::single("0", 3));
+        assert_eq!(batch.tables.len(), 1, "{batch:?}");
+        assert_eq!(batch.tables[0].relation.table, o.table);
+        assert_eq!(batch.tables[0].truncate_below, Some(Lsn(7)));
+        assert_eq!(batch.tables[0].rows.len(), 1);
+        assert_eq!(batch.tables[0].rows[0].values, vec![v("2")]);
+        assert_eq!(
+            cp.applied_lsn,
+            Lsn(21),
+            "the position moves past the parked changes"
+        );
+        assert_eq!(
+            cp.parked,
+            vec![parked],
+            "the park is stored with the checkpoint"
+        );
     }
 
     #[test]

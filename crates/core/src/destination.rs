@@ -4,7 +4,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Batch, Classify, LogPosition, Lsn};
+use crate::{Batch, Classify, LogPosition, Lsn, TableId};
 
 /// Names of the metadata columns every target table carries.
 pub mod meta {
@@ -40,6 +40,64 @@ pub struct Checkpoint {
     pub applied_lsn: Lsn,
     /// Commit time of that transaction, microseconds since the Unix epoch (0 before any).
     pub applied_commit_ts: i64,
+    /// Tables the loader no longer loads (a definite error wedged them), in the order they
+    /// were parked. Their changes after [`ParkedTable::lsn`] are not in the target.
+    pub parked: Vec<ParkedTable>,
+}
+
+/// A table the loader left out of every batch since a definite error wedged it, so the other
+/// tables keep flowing. Only a resync brings it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedTable {
+    /// The source table.
+    pub table: TableId,
+    /// The applied LSN when it was parked: the target holds the table as of this position,
+    /// and none of its changes committed after it.
+    pub lsn: Lsn,
+    /// The error that parked it (names the object and what went wrong).
+    pub reason: String,
+}
+
+/// How the `position` column of the checkpoint table holds a checkpoint's log position and
+/// parked tables: one JSON object, `{"partitions": {...}, "parked": [...]}` (`parked` left out
+/// when empty, so a row written before tables could be parked reads the same).
+#[derive(Serialize, Deserialize)]
+struct StoredPosition {
+    #[serde(flatten)]
+    position: LogPosition,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    parked: Vec<ParkedTable>,
+}
+
+impl Checkpoint {
+    /// Whether `table` is parked.
+    pub fn is_parked(&self, table: &TableId) -> bool {
+        self.parked.iter().any(|p| p.table == *table)
+    }
+
+    /// The text stored in the checkpoint table's `position` column: the log position and the
+    /// parked tables, so both commit with the data in the same row.
+    pub fn stored_position(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(&StoredPosition {
+            position: self.position.clone(),
+            parked: self.parked.clone(),
+        })
+    }
+
+    /// A checkpoint read back from the checkpoint table's columns.
+    pub fn from_stored(
+        position: &str,
+        applied_lsn: Lsn,
+        applied_commit_ts: i64,
+    ) -> Result<Checkpoint, serde_json::Error> {
+        let stored: StoredPosition = serde_json::from_str(position)?;
+        Ok(Checkpoint {
+            position: stored.position,
+            applied_lsn,
+            applied_commit_ts,
+            parked: stored.parked,
+        })
+    }
 }
 
 /// What a destination can do, so generic code never branches on which destination it is.
@@ -102,4 +160,38 @@ pub trait Destination: Send {
     /// Checks that the destination answers (reconnecting if needed); the loader calls it while
     /// idle so readiness reflects a target that went away.
     fn ping(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_position_round_trips_parked_tables() {
+        let mut checkpoint = Checkpoint {
+            position: LogPosition::single("0", 42),
+            applied_lsn: Lsn(7),
+            applied_commit_ts: 9,
+            parked: Vec::new(),
+        };
+        let plain = checkpoint.stored_position().expect("json");
+        assert_eq!(
+            plain, r#"{"partitions":{"0":"42"}}"#,
+            "the format of a row without parks"
+        );
+        checkpoint.parked.push(ParkedTable {
+            table: TableId::new("public", "t"),
+            lsn: Lsn(5),
+            reason: "column \"d\" changed".into(),
+        });
+        let text = checkpoint.stored_position().expect("json");
+        let back = Checkpoint::from_stored(&text, Lsn(7), 9).expect("read back");
+        assert_eq!(back, checkpoint);
+        assert!(back.is_parked(&TableId::new("public", "t")));
+        assert!(!back.is_parked(&TableId::new("public", "other")));
+        // A position written by a version without parked tables.
+        let old = Checkpoint::from_stored(r#"{"partitions":{"0":"3"}}"#, Lsn(1), 2).expect("old");
+        assert!(old.parked.is_empty());
+        assert_eq!(old.position, LogPosition::single("0", 3));
+    }
 }

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::TableId;
+
 /// The runtime's reaction to an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorClass {
@@ -42,6 +44,13 @@ impl ErrorClass {
 pub trait Classify {
     /// What the runtime should do with this error.
     fn class(&self) -> ErrorClass;
+
+    /// The one source table a definite error wedges, when loading can go on without it: the
+    /// loader parks that table and keeps the others flowing. `None` (the default) when the
+    /// error concerns the whole batch or stage.
+    fn wedged_table(&self) -> Option<&TableId> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod value;
 
 pub use batch::{Batch, BatchBuilder, Row, RowOp, TableBatch};
 pub use change::{Change, Frontier, Op, SeqKey, Transaction, TxnKind};
-pub use destination::{Capabilities, Checkpoint, DeleteMode, Destination, meta};
+pub use destination::{Capabilities, Checkpoint, DeleteMode, Destination, ParkedTable, meta};
 pub use error::{Classify, ErrorClass};
 pub use log::{ChangeLogReader, ChangeLogWriter, LastAppended, LogPosition, ReadRecord};
 pub use lsn::{Lsn, ParseLsnError};

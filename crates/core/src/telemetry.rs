@@ -35,6 +35,8 @@ pub struct Stats {
     pub applied_commit_ts: AtomicI64,
     /// Whether the target answered the loader's last request.
     pub target_up: AtomicBool,
+    /// Tables the loader has parked (a definite error wedged them).
+    pub tables_parked: AtomicU64,
 
     /// Change-log offsets: the next record to be appended, and the first not yet applied
     /// (both in the log's own units; `None`-like zero until known).

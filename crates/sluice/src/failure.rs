@@ -3,13 +3,15 @@
 
 use std::fmt;
 
-use sluice_core::{Classify, ErrorClass};
+use sluice_core::{Classify, ErrorClass, TableId};
 
 /// A stage's error with its class.
 pub struct Failure {
     pub class: ErrorClass,
     /// The part of the system that failed (`"source"`, `"target"`, `"change log"`).
     pub what: &'static str,
+    /// The one table a definite error wedges, when the others can go on without it.
+    pub table: Option<TableId>,
     pub error: anyhow::Error,
 }
 
@@ -21,6 +23,7 @@ impl Failure {
         Failure {
             class: error.class(),
             what,
+            table: error.wedged_table().cloned(),
             error: anyhow::Error::new(error),
         }
     }
@@ -29,8 +32,19 @@ impl Failure {
         Failure {
             class: ErrorClass::Fatal,
             what,
+            table: None,
             error,
         }
+    }
+}
+
+impl Failure {
+    /// The table to park for this failure: a definite error of the target that wedges one
+    /// table only.
+    pub fn parks(&self) -> Option<&TableId> {
+        (self.class == ErrorClass::Definite && self.what == "target")
+            .then_some(self.table.as_ref())
+            .flatten()
     }
 }
 

@@ -7,6 +7,7 @@ pub mod failure;
 pub mod init;
 pub mod loader;
 pub mod monitor;
+pub mod park;
 pub mod progress;
 pub mod registry;
 pub mod settings;

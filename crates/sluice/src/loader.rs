@@ -10,6 +10,11 @@
 //!   any point replays at most the records after the last committed batch, which the
 //!   destination's position guard makes harmless.
 //! - Shutdown is checked only between batches: an `apply` is never abandoned half-way.
+//! - A definite error of the target that wedges one table ([`Failure::parks`]) parks that
+//!   table: the loader adds it to the checkpoint's parked tables, reads the log again from the
+//!   checkpoint and loads the same records without it; every later batch leaves it out, and
+//!   the park commits with the next batch's checkpoint. The other tables keep their
+//!   guarantees; a source transaction that touched the parked table is loaded without it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,11 +24,12 @@ use std::time::{Duration, Instant};
 use sluice_core::telemetry::{OpCounts, Stats, now_micros, op_label, table_label};
 use sluice_core::{
     BatchBuilder, ChangeLogReader, Checkpoint, Destination, LogPosition, LogRecord, Lsn,
-    ReadRecord, TableId, TxnKind,
+    ParkedTable, ReadRecord, TableId, TxnKind,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::Failure;
+use crate::park::Resync;
 
 /// When a micro-batch closes.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +48,12 @@ pub struct LoaderControl {
     pub input_done: CancellationToken,
     /// Where the loader reports its progress.
     pub stats: Arc<Stats>,
+    /// What to tell the operator about a parked table.
+    pub resync: Resync,
 }
+
+/// While tables are parked, the loader repeats the error this often.
+const PARK_REMINDER: Duration = Duration::from_secs(60);
 
 /// While idle, the loader checks the target this often, so readiness notices a target that
 /// went away before the next batch does.
@@ -89,11 +100,13 @@ where
         .map_err(|e| Failure::from_error("change log", e))?;
     control.stats.log_released(&checkpoint.position);
     report.checkpoint = checkpoint.clone();
+    remind_parked(&checkpoint, control);
+    let mut reminded = Instant::now();
     let mut last_contact = Instant::now();
     // Records read but left for the next batch (a large transaction starts its own batch).
     let mut carry: VecDeque<ReadRecord> = VecDeque::new();
 
-    loop {
+    'batches: loop {
         if control.shutdown.is_cancelled() {
             return Ok(report);
         }
@@ -184,7 +197,7 @@ where
                         ));
                     }
                 }
-                seen.note(&r.record, checkpoint.applied_lsn);
+                seen.note(&r.record, &checkpoint);
                 builder.push(r.record);
                 last = Some(r.position);
                 if large.is_some()
@@ -195,10 +208,12 @@ where
                     let (batch, _) =
                         std::mem::replace(&mut builder, BatchBuilder::after(&checkpoint))
                             .finish(LogPosition::default());
-                    destination
-                        .stage(batch)
-                        .await
-                        .map_err(|e| Failure::from_error("target", e))?;
+                    if let Err(e) = destination.stage(batch).await {
+                        let failure = Failure::from_error("target", e);
+                        park(failure, &mut checkpoint, reader, destination, control).await?;
+                        carry.clear();
+                        continue 'batches;
+                    }
                     staged = true;
                     last_contact = Instant::now();
                 }
@@ -244,10 +259,12 @@ where
         let (batch, next) = builder.finish(position);
         let t0 = Instant::now();
         let (changes, rows, batch_bytes) = (batch.changes, batch.rows(), batch.bytes);
-        destination
-            .apply(batch, &next)
-            .await
-            .map_err(|e| Failure::from_error("target", e))?;
+        if let Err(e) = destination.apply(batch, &next).await {
+            let failure = Failure::from_error("target", e);
+            park(failure, &mut checkpoint, reader, destination, control).await?;
+            carry.clear();
+            continue;
+        }
         // A crash here leaves the batch and its checkpoint committed but the log not released:
         // the next run seeks past the batch and releases later.
         #[cfg(feature = "failpoints")]
@@ -276,6 +293,75 @@ where
         report.rows += rows as u64;
         report.checkpoint = next.clone();
         checkpoint = next;
+        if !checkpoint.parked.is_empty() && reminded.elapsed() >= PARK_REMINDER {
+            remind_parked(&checkpoint, control);
+            reminded = Instant::now();
+        }
+    }
+}
+
+/// Parks the table `failure` wedges, or gives the failure back when it wedges no single
+/// table (or one parked already). The failed `apply` or `stage` rolled back; the reader is
+/// moved back to the checkpoint so the same records load again without the table.
+async fn park<R, D>(
+    failure: Failure,
+    checkpoint: &mut Checkpoint,
+    reader: &mut R,
+    destination: &mut D,
+    control: &LoaderControl,
+) -> Result<(), Failure>
+where
+    R: ChangeLogReader,
+    D: Destination,
+{
+    let Some(table) = failure.parks().cloned() else {
+        return Err(failure);
+    };
+    if checkpoint.is_parked(&table) {
+        return Err(failure);
+    }
+    crate::telemetry::count_error(failure.what, failure.class);
+    destination
+        .discard()
+        .await
+        .map_err(|e| Failure::from_error("target", e))?;
+    let reason = format!("{:#}", failure.error);
+    tracing::error!(
+        table = %table,
+        lsn = %checkpoint.applied_lsn,
+        error = %reason,
+        hint = %control.resync.hint(&table),
+        "table parked"
+    );
+    checkpoint.parked.push(ParkedTable {
+        table,
+        lsn: checkpoint.applied_lsn,
+        reason,
+    });
+    control
+        .stats
+        .tables_parked
+        .store(checkpoint.parked.len() as u64, Ordering::Relaxed);
+    reader
+        .seek(&checkpoint.position)
+        .await
+        .map_err(|e| Failure::from_error("change log", e))
+}
+
+/// Logs every parked table again, with what to do, and reports how many there are.
+fn remind_parked(checkpoint: &Checkpoint, control: &LoaderControl) {
+    control
+        .stats
+        .tables_parked
+        .store(checkpoint.parked.len() as u64, Ordering::Relaxed);
+    for parked in &checkpoint.parked {
+        tracing::error!(
+            table = %parked.table,
+            lsn = %parked.lsn,
+            error = %parked.reason,
+            hint = %control.resync.hint(&parked.table),
+            "table parked"
+        );
     }
 }
 
@@ -338,8 +424,10 @@ struct BatchFigures {
 }
 
 impl BatchFigures {
-    /// Notes a record read after `applied` (what is at or below it was loaded before).
-    fn note(&mut self, record: &LogRecord, applied: Lsn) {
+    /// Notes a record read after `checkpoint` (what is at or below its applied position was
+    /// loaded before, and parked tables are not loaded).
+    fn note(&mut self, record: &LogRecord, checkpoint: &Checkpoint) {
+        let applied = checkpoint.applied_lsn;
         let (txn, last) = match record {
             LogRecord::Transaction(txn) => (txn, true),
             LogRecord::TransactionPart { txn, .. } => (txn, false),
@@ -353,6 +441,9 @@ impl BatchFigures {
         }
         for change in &txn.changes {
             let table = &change.relation.table;
+            if checkpoint.is_parked(table) {
+                continue;
+            }
             self.counts.add(table, change.op, 1);
             match self.tables.iter_mut().find(|(t, ..)| t == table) {
                 Some(entry) => {

@@ -22,6 +22,7 @@ use sluice_core::digest::Inspect;
 use sluice_core::{Checkpoint, LogPosition, Lsn};
 
 use crate::monitor::SyncState;
+use crate::park::Resync;
 use crate::registry::{LogKind, TargetKind};
 use crate::settings::Settings;
 
@@ -143,6 +144,19 @@ struct CheckpointReport {
     freshness_lag_ms: Option<i64>,
     /// The change-log position after the last applied record, per partition.
     log_position: BTreeMap<String, String>,
+    /// Tables the loader no longer loads, with why and how to resync them.
+    parked: Vec<ParkedReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct ParkedReport {
+    /// `schema.name` at the source, unquoted.
+    table: String,
+    /// The applied LSN when it was parked: none of its later changes are in the target.
+    parked_at_lsn: String,
+    reason: String,
+    /// The steps that load it again.
+    resync: String,
 }
 
 /// What the source said, read over one connection.
@@ -177,6 +191,7 @@ pub async fn run(settings: &Settings, json: bool) -> bool {
         }
     }
     let (target, checkpoint) = read_target(settings).await;
+    let resync = Resync::from_settings(settings);
     let change_log = read_log(&settings.log, &target, checkpoint.as_ref()).await;
     let now_us = match &source {
         Ok(s) => s.now_us,
@@ -190,7 +205,7 @@ pub async fn run(settings: &Settings, json: bool) -> bool {
         }
     }
     let target = TargetReport {
-        checkpoint: checkpoint.map(|c| checkpoint_report(&c, now_us)),
+        checkpoint: checkpoint.map(|c| checkpoint_report(&c, now_us, &resync)),
         ..target
     };
     let url = redact_url(&settings.source.to_string());
@@ -486,7 +501,7 @@ async fn read_log(
     }
 }
 
-fn checkpoint_report(c: &Checkpoint, now_us: i64) -> CheckpointReport {
+fn checkpoint_report(c: &Checkpoint, now_us: i64, resync: &Resync) -> CheckpointReport {
     // A checkpoint written before any transaction was applied has no commit time.
     let committed = (c.applied_commit_ts != 0).then_some(c.applied_commit_ts);
     CheckpointReport {
@@ -494,6 +509,16 @@ fn checkpoint_report(c: &Checkpoint, now_us: i64) -> CheckpointReport {
         applied_commit_time: committed.map(utc_text),
         freshness_lag_ms: committed.map(|ts| now_us.saturating_sub(ts) / 1000),
         log_position: c.position.partitions.clone(),
+        parked: c
+            .parked
+            .iter()
+            .map(|p| ParkedReport {
+                table: format!("{}.{}", p.table.schema, p.table.name),
+                parked_at_lsn: p.lsn.to_string(),
+                reason: p.reason.clone(),
+                resync: resync.hint(&p.table),
+            })
+            .collect(),
     }
 }
 
@@ -699,6 +724,13 @@ fn print_human(r: &Report, dbname: &str) {
                     "  freshness lag",
                     &c.freshness_lag_ms.map_or("-".to_owned(), duration),
                 );
+                for p in &c.parked {
+                    line(
+                        "  parked table",
+                        &format!("{} at {}: {}", p.table, p.parked_at_lsn, p.reason),
+                    );
+                    line("    resync", &p.resync);
+                }
             }
         },
     }

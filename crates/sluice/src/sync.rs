@@ -276,6 +276,7 @@ where
             shutdown: stop.clone(),
             input_done: input_done.clone(),
             stats: stats.clone(),
+            resync: crate::park::Resync::from_settings(settings),
         };
         let pipeline = settings.pipeline.clone();
         let limits = settings.limits;

@@ -136,6 +136,12 @@ pub const METRICS: &[MetricDoc] = &[
         "Captured position minus the position committed to the target",
     ),
     doc(
+        "sluice_tables_parked",
+        Kind::Gauge,
+        &[],
+        "Tables the loader no longer loads because a definite error wedged them (see sluice status)",
+    ),
+    doc(
         "sluice_replication_lag_seconds",
         Kind::Gauge,
         &[],
@@ -263,7 +269,9 @@ pub fn count_error(stage: &str, class: sluice_core::ErrorClass) {
         .increment(1);
 }
 
-/// Why the pipeline is not ready, empty when it is.
+/// Why the pipeline is not ready, empty when it is. A parked table does not make it unready:
+/// the pipeline works for the other tables, and a restart (what orchestrators do with an
+/// unready process) would not bring the table back; `sluice_tables_parked` is the signal.
 pub fn unready_reasons(stats: &Stats) -> Vec<&'static str> {
     let mut reasons = Vec::new();
     if !stats.source_up.load(Ordering::Relaxed) {
@@ -286,6 +294,7 @@ pub fn refresh(stats: &Stats) {
             wal_end.saturating_sub(confirmed) as f64,
         );
     }
+    gauge("sluice_tables_parked", lsn(&stats.tables_parked) as f64);
     let (captured, applied) = (lsn(&stats.captured_lsn), lsn(&stats.applied_lsn));
     gauge(
         "sluice_apply_lag_bytes",

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use sluice_core::{RelationSchema, Row, Value, meta};
+use sluice_core::{RelationSchema, Row, TableId, Value, meta};
 
 use crate::{SqlDialect, TargetColumn};
 
@@ -28,6 +28,8 @@ pub const RESERVED_PREFIX: &str = "_sluice_";
 pub struct SchemaError {
     /// `schema.name` of the target, quoted.
     pub table: String,
+    /// The source table: the one the loader parks.
+    pub source_table: TableId,
     /// What is wrong and what to do.
     pub reason: String,
 }
@@ -81,6 +83,7 @@ pub fn plan<D: SqlDialect + ?Sized>(
     let display = format!("{}.{}", d.quote_ident(schema), d.quote_ident(&name));
     let refuse = |reason: String| SchemaError {
         table: display.clone(),
+        source_table: relation.table.clone(),
         reason,
     };
     if let Some(max) = d.max_identifier_bytes() {
@@ -155,8 +158,7 @@ pub fn plan<D: SqlDialect + ?Sized>(
                             _ => {
                                 return Err(refuse(format!(
                                     "column {} changed from {old_text} to {new}, which cannot \
-                                     hold every existing value exactly. Convert the target \
-                                     column by hand, or drop the target table and resnapshot",
+                                     hold every existing value exactly",
                                     d.quote_ident(&c.name)
                                 )));
                             }

@@ -636,9 +636,9 @@ fn duckdb_evolution() {
     assert_eq!(
         err.to_string(),
         "table \"raw\".\"t\": column \"n\" changed from TIMESTAMP to INTEGER, which cannot \
-         hold every existing value exactly. Convert the target column by hand, or drop the \
-         target table and resnapshot"
+         hold every existing value exactly"
     );
+    assert_eq!(err.source_table, r.table, "the source table to park");
 }
 
 #[test]
@@ -669,8 +669,7 @@ fn postgres_evolution() {
     assert_eq!(
         err.to_string(),
         "table \"raw\".\"t\": column \"n\" changed from timestamp without time zone to integer, which cannot hold \
-         every existing value exactly. Convert the target column by hand, or drop the target \
-         table and resnapshot"
+         every existing value exactly"
     );
 }
 
