@@ -236,3 +236,103 @@ async fn parts_left_by_a_crash_are_discarded_and_the_transaction_loads_once() {
         "each row once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_streamed_before_their_commit_load_exactly() {
+    let db = PgCluster::shared()
+        .fresh_database()
+        .await
+        .expect("database");
+    // The server streams any transaction over 64 kB (its smallest setting) before its commit.
+    db.execute(&format!(
+        "ALTER DATABASE \"{}\" SET logical_decoding_work_mem = '64kB'",
+        db.name()
+    ))
+    .await
+    .expect("streaming threshold");
+    let dir = tempfile_dir::Dir::new();
+    let warehouse = dir.path().join("warehouse.duckdb");
+    let (config, config_dir) = configure(
+        &db,
+        &format!(
+            "kind = \"duckdb\"\npath = \"{}\"\nschema = \"raw\"",
+            warehouse.display()
+        ),
+    )
+    .await;
+    sluice(&config, &["sync", "--until-caught-up"]);
+    let row = |from: i64, to: i64, note: &str| {
+        format!(
+            "INSERT INTO wide SELECT g, '{note} ' || rpad(md5(g::text), 150, 'x') \
+             FROM generate_series({from}, {to}) g;"
+        )
+    };
+    // Subtransactions: one rolled back (its rows never load), one released.
+    db.execute(&format!(
+        "BEGIN; {} SAVEPOINT a; {} ROLLBACK TO SAVEPOINT a; SAVEPOINT b; \
+         UPDATE wide SET payload = 'released' WHERE id <= 100; RELEASE SAVEPOINT b; {} COMMIT;",
+        row(1, 5_000, "kept"),
+        row(5_001, 10_000, "rolled back"),
+        row(10_001, 15_000, "after")
+    ))
+    .await
+    .expect("subtransactions");
+    // A whole transaction rolled back after the server streamed it.
+    db.execute(&format!(
+        "BEGIN; {} ROLLBACK;",
+        row(20_001, 30_000, "aborted")
+    ))
+    .await
+    .expect("aborted transaction");
+    // Two transactions open at once: their streamed blocks interleave.
+    let first = db.client().await.expect("client");
+    let second = db.client().await.expect("client");
+    first
+        .batch_execute(&format!("BEGIN; {}", row(40_001, 45_000, "first")))
+        .await
+        .expect("first");
+    second
+        .batch_execute(&format!("BEGIN; {}", row(50_001, 55_000, "second")))
+        .await
+        .expect("second");
+    first
+        .batch_execute(&row(45_001, 48_000, "first"))
+        .await
+        .expect("first again");
+    second
+        .batch_execute("COMMIT")
+        .await
+        .expect("second commits");
+    first.batch_execute("COMMIT").await.expect("first commits");
+
+    let out = sluice(&config, &["sync", "--until-caught-up"]);
+    assert!(
+        out.matches("transaction streamed before its commit is in the change log")
+            .count()
+            >= 3,
+        "{out}"
+    );
+    sluice(&config, &["verify"]);
+    let wh = duckdb::Connection::open(&warehouse).expect("open warehouse");
+    let count = |sql: &str| -> i64 { wh.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    assert_eq!(
+        count("SELECT count(*) FROM raw.wide"),
+        10_000 + 8_000 + 5_000
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM raw.wide WHERE payload LIKE 'rolled back%' OR payload LIKE 'aborted%'"
+        ),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM raw.wide WHERE payload = 'released'"),
+        100
+    );
+    let spill = config_dir.path().join("log").join("spill");
+    let left = std::fs::read_dir(&spill).expect("spill directory").count();
+    assert_eq!(
+        left, 0,
+        "spill files are removed once their transaction ends"
+    );
+}

@@ -24,6 +24,7 @@
 //! [`GROUP_BYTES`], when the stream pauses for [`GROUP_WAIT`], or on a keepalive.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -42,7 +43,7 @@ use crate::catalog::{self, TablePattern};
 use crate::config::SourceConfig;
 use crate::error::{Error, Result};
 use crate::replication::{ReplicationClient, ReplicationStream};
-use crate::{connect, ident, publication, slot, snapshot};
+use crate::{connect, ident, publication, slot, snapshot, spill};
 
 /// Append a group of transactions once it holds this many bytes: big enough to amortise the
 /// fsync, small enough to bound memory.
@@ -69,6 +70,10 @@ pub struct CaptureOptions {
     pub publication: String,
     /// Workers, chunk size and resume ledger of the initial snapshot.
     pub snapshot: snapshot::SnapshotOptions,
+    /// Where transactions the server streams before their commit wait for it (protocol 2,
+    /// PostgreSQL 14+). `None`: protocol 1, where the server holds a transaction until its
+    /// commit and capture writes it to the change log in parts as it arrives.
+    pub spill: Option<PathBuf>,
 }
 
 /// When capture stops.
@@ -180,10 +185,22 @@ impl Capture {
             .filter(|t| !t.is_zero())
             .map_or(STATUS_INTERVAL, |t| STATUS_INTERVAL.min(t / 3));
         let publication_names = ident::publication_names(&[self.options.publication.as_str()]);
+        // Protocol 2 streams large transactions before their commit (PostgreSQL 14+): the
+        // server's memory and disk stay small and the changes arrive while they are made.
+        let spill = match &self.options.spill {
+            Some(dir) if version >= 140_000 => {
+                spill::reset(dir).await?;
+                Some(dir.clone())
+            }
+            _ => None,
+        };
         let mut options = vec![
-            ("proto_version", "1"),
+            ("proto_version", if spill.is_some() { "2" } else { "1" }),
             ("publication_names", publication_names.as_str()),
         ];
+        if spill.is_some() {
+            options.push(("streaming", "on"));
+        }
         if messages {
             options.push(("messages", "true"));
         }
@@ -217,6 +234,10 @@ impl Capture {
             stats: control.stats.clone(),
             counts: OpCounts::default(),
             pending_txns: Vec::new(),
+            decoder: sluice_pgoutput::MessageDecoder::new(),
+            spill,
+            streams: HashMap::new(),
+            streaming: None,
         };
         control.stats.source_up.store(true, Ordering::Relaxed);
         let result = streamer
@@ -397,6 +418,24 @@ struct Streamer<'a> {
     counts: OpCounts,
     /// Change counts of the records waiting in `pending`.
     pending_txns: Vec<u64>,
+    /// Knows whether a message is inside a streamed block (protocol 2).
+    decoder: sluice_pgoutput::MessageDecoder,
+    /// The spill directory, when the server streams transactions before their commit.
+    spill: Option<PathBuf>,
+    /// Transactions streamed and not yet committed or aborted, by top-level xid.
+    streams: HashMap<u32, Streamed>,
+    /// The transaction of the streamed block being received.
+    streaming: Option<u32>,
+}
+
+/// A transaction the server streams before its commit.
+struct Streamed {
+    file: spill::SpillFile,
+    /// Changes not yet written to the file.
+    changes: Vec<Change>,
+    bytes: usize,
+    /// The (sub)transaction the last change belonged to.
+    current: u32,
 }
 
 enum Next {
@@ -493,8 +532,8 @@ impl Streamer<'_> {
                 Next::Frame(bytes) => match sluice_pgoutput::decode_frame(bytes)? {
                     Frame::XLogData(x) => {
                         self.server_end_seen(x.wal_end);
-                        let message = sluice_pgoutput::decode_message(x.data)?;
-                        self.handle(message).await?;
+                        let message = self.decoder.decode(x.data)?;
+                        self.handle(message, log).await?;
                         if self.pending_bytes >= GROUP_BYTES {
                             self.flush(log).await?;
                         }
@@ -536,7 +575,7 @@ impl Streamer<'_> {
     }
 
     fn idle(&self) -> bool {
-        self.txn.is_none() && self.pending.is_empty()
+        self.txn.is_none() && self.pending.is_empty() && self.streams.is_empty()
     }
 
     /// The position the progress rule allows acknowledging now.
@@ -617,8 +656,86 @@ impl Streamer<'_> {
         Ok(())
     }
 
-    async fn handle(&mut self, message: Message) -> Result<()> {
+    async fn handle<W: ChangeLogWriter>(&mut self, message: Message, log: &mut W) -> Result<()> {
         match message {
+            Message::StreamStart(start) => {
+                let dir = self.spill.as_ref().ok_or_else(|| {
+                    Error::Protocol("Stream Start in a stream that was not asked to stream".into())
+                })?;
+                if start.first_segment || !self.streams.contains_key(&start.xid) {
+                    let file = spill::SpillFile::create(dir, start.xid).await?;
+                    self.streams.insert(
+                        start.xid,
+                        Streamed {
+                            file,
+                            changes: Vec::new(),
+                            bytes: 0,
+                            current: start.xid,
+                        },
+                    );
+                }
+                self.streaming = Some(start.xid);
+            }
+            Message::StreamStop => {
+                if let Some(xid) = self.streaming.take() {
+                    self.spill_changes(xid).await?;
+                }
+            }
+            Message::StreamAbort(abort) => {
+                if abort.xid == abort.subxid {
+                    if let Some(streamed) = self.streams.remove(&abort.xid) {
+                        streamed.file.remove().await?;
+                    }
+                } else if let Some(streamed) = self.streams.get_mut(&abort.xid) {
+                    let changes = std::mem::take(&mut streamed.changes);
+                    streamed.bytes = 0;
+                    streamed.file.write(changes).await?;
+                    streamed.file.abort_subxact(abort.subxid).await?;
+                    streamed.current = abort.xid;
+                }
+            }
+            Message::StreamCommit(c) => {
+                let Some(mut streamed) = self.streams.remove(&c.xid) else {
+                    return Err(Error::Protocol(format!(
+                        "Stream Commit of transaction {} that was not streamed",
+                        c.xid
+                    )));
+                };
+                let changes = std::mem::take(&mut streamed.changes);
+                streamed.file.write(changes).await?;
+                if c.end_lsn <= self.skip_through || c.commit_lsn < self.skip_through {
+                    tracing::debug!(lsn = %c.end_lsn, "skipping a transaction already in the change log");
+                    return streamed.file.remove().await;
+                }
+                let commit_ts = sluice_pgoutput::time::pg_to_unix_micros(c.commit_ts).unwrap_or(0);
+                let txn = |changes| Transaction {
+                    kind: TxnKind::Stream,
+                    xid: c.xid,
+                    commit_lsn: c.commit_lsn,
+                    end_lsn: c.end_lsn,
+                    commit_ts,
+                    changes,
+                };
+                // The parts, then the end, contiguous in the log: nothing else is appended
+                // until the transaction is.
+                let mut reader = streamed.file.into_reader().await?;
+                let mut part = 0;
+                while let Some(changes) = reader.next().await? {
+                    self.queue(LogRecord::TransactionPart {
+                        part,
+                        txn: txn(changes),
+                    });
+                    part += 1;
+                    if self.pending_bytes >= GROUP_BYTES {
+                        self.flush(log).await?;
+                    }
+                }
+                reader.remove().await?;
+                tracing::info!(lsn = %c.commit_lsn, parts = part, "transaction streamed before its commit is in the change log");
+                self.report.transactions += 1;
+                self.queue(LogRecord::Transaction(txn(Vec::new())));
+                self.flush(log).await?;
+            }
             Message::Begin(b) => {
                 self.txn = Some(OpenTxn {
                     xid: b.xid,
@@ -706,12 +823,16 @@ impl Streamer<'_> {
             Message::Insert(i) => {
                 let relation = self.relation(i.rel_id)?;
                 let new = values(&relation, &i.new)?;
-                self.push(Change {
-                    relation,
-                    op: Op::Insert,
-                    new: Some(new),
-                    old: None,
-                })?;
+                self.push(
+                    Change {
+                        relation,
+                        op: Op::Insert,
+                        new: Some(new),
+                        old: None,
+                    },
+                    i.xid,
+                )
+                .await?;
             }
             Message::Update(u) => {
                 let relation = self.relation(u.rel_id)?;
@@ -720,32 +841,44 @@ impl Streamer<'_> {
                     Some((OldKind::Key | OldKind::Full, tuple)) => Some(values(&relation, tuple)?),
                     None => None,
                 };
-                self.push(Change {
-                    relation,
-                    op: Op::Update,
-                    new: Some(new),
-                    old,
-                })?;
+                self.push(
+                    Change {
+                        relation,
+                        op: Op::Update,
+                        new: Some(new),
+                        old,
+                    },
+                    u.xid,
+                )
+                .await?;
             }
             Message::Delete(d) => {
                 let relation = self.relation(d.rel_id)?;
                 let old = values(&relation, &d.old)?;
-                self.push(Change {
-                    relation,
-                    op: Op::Delete,
-                    new: None,
-                    old: Some(old),
-                })?;
+                self.push(
+                    Change {
+                        relation,
+                        op: Op::Delete,
+                        new: None,
+                        old: Some(old),
+                    },
+                    d.xid,
+                )
+                .await?;
             }
             Message::Truncate(t) => {
                 for rel_id in &t.rel_ids {
                     let relation = self.relation(*rel_id)?;
-                    self.push(Change {
-                        relation,
-                        op: Op::Truncate,
-                        new: None,
-                        old: None,
-                    })?;
+                    self.push(
+                        Change {
+                            relation,
+                            op: Op::Truncate,
+                            new: None,
+                            old: None,
+                        },
+                        t.xid,
+                    )
+                    .await?;
                 }
             }
             Message::Message(m) => {
@@ -760,11 +893,6 @@ impl Streamer<'_> {
                 }
             }
             Message::Origin(_) | Message::Type(_) => {}
-            other => {
-                return Err(Error::Protocol(format!(
-                    "unexpected message in a protocol version 1 stream: {other:?}"
-                )));
-            }
         }
         Ok(())
     }
@@ -777,7 +905,46 @@ impl Streamer<'_> {
         })
     }
 
-    fn push(&mut self, change: Change) -> Result<()> {
+    /// Writes the changes a streamed transaction holds in memory to its spill file.
+    async fn spill_changes(&mut self, xid: u32) -> Result<()> {
+        if let Some(streamed) = self.streams.get_mut(&xid) {
+            let changes = std::mem::take(&mut streamed.changes);
+            streamed.bytes = 0;
+            streamed.file.write(changes).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a change of (sub)transaction `xid` (sent with changes inside streamed blocks) to
+    /// the transaction it belongs to.
+    async fn push(&mut self, change: Change, xid: Option<u32>) -> Result<()> {
+        if let Some(top) = self.streaming {
+            let sub = xid.unwrap_or(top);
+            let streamed = self.streams.get_mut(&top).ok_or_else(|| {
+                Error::Protocol(format!("change of transaction {top} outside its stream"))
+            })?;
+            if sub != streamed.current {
+                // Where a subtransaction's changes start must be exact: an abort cuts there.
+                let changes = std::mem::take(&mut streamed.changes);
+                streamed.bytes = 0;
+                streamed.file.write(changes).await?;
+                if sub != top {
+                    streamed.file.subxact_starts(sub);
+                }
+                streamed.current = sub;
+            }
+            streamed.bytes += change.size();
+            streamed.changes.push(change);
+            if streamed.bytes >= TXN_PART_BYTES {
+                self.spill_changes(top).await?;
+            }
+            return Ok(());
+        }
+        self.push_committed(change)
+    }
+
+    /// Adds a change of the transaction between Begin and Commit.
+    fn push_committed(&mut self, change: Change) -> Result<()> {
         let txn = self.txn.as_mut().ok_or_else(|| {
             Error::Protocol("change outside a transaction in the replication stream".to_owned())
         })?;

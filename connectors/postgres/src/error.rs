@@ -156,6 +156,10 @@ pub enum Error {
     #[error("writing the snapshot ledger \"{}\" failed", path.display())]
     Ledger { path: PathBuf, source: io::Error },
 
+    /// A spill file of a transaction streamed before its commit could not be written or read.
+    #[error("spill file \"{}\" failed", path.display())]
+    Spill { path: PathBuf, source: io::Error },
+
     /// Appending to the change log failed.
     #[error("appending to the change log failed")]
     ChangeLog {
@@ -225,7 +229,8 @@ impl Error {
             | Error::Closed
             | Error::ReceiveTimeout { .. }
             | Error::QueryTimeout { .. }
-            | Error::Ledger { .. } => ErrorClass::Transient,
+            | Error::Ledger { .. }
+            | Error::Spill { .. } => ErrorClass::Transient,
             Error::Tls { source, .. } => {
                 if is_tls_verification_failure(source) {
                     ErrorClass::Fatal

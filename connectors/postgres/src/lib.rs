@@ -25,6 +25,7 @@ mod publication;
 mod replication;
 mod slot;
 pub mod snapshot;
+mod spill;
 mod tls;
 
 pub use capture::{Capture, CaptureControl, CaptureOptions, CaptureReport};

@@ -26,6 +26,7 @@ const EXIT_MISMATCH: u8 = 3;
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     if let Err(e) = failpoints::configure() {
@@ -44,6 +45,23 @@ fn main() -> ExitCode {
     };
     runtime.block_on(run(cli))
 }
+
+/// glibc's allocator gives every thread that allocates an arena of its own (up to eight per
+/// core) and keeps what is freed there for that thread: with the runtime's workers, its
+/// blocking threads and DuckDB's, a large transaction leaves far more memory resident than is
+/// in use. Two arenas keep the peak near what is live (175 instead of 237 MiB loading a
+/// 1,000,000-row transaction into PostgreSQL).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; it runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 async fn run(cli: Cli) -> ExitCode {
     let log_format = cli.log_format;

@@ -13,6 +13,10 @@ use sluice_postgres::{CaptureOptions, SnapshotOptions, SourceConfig, TablePatter
 use crate::loader::BatchLimits;
 use crate::registry::{self, LogKind, TargetKind};
 
+/// The directory, inside the change log's, where transactions streamed before their commit
+/// wait for it.
+const SPILL_DIR: &str = "spill";
+
 /// `[wal] absorb_backlog` is at least this many change-log segments: the change log's size on
 /// disk counts whole segments, and the one being written is never removed.
 const ABSORB_SEGMENTS: u64 = 4;
@@ -109,6 +113,7 @@ impl Settings {
                     // The change log is capture's checkpoint; the ledger sits next to it.
                     ledger: Some(sluice_postgres::ledger_path(&log_options.dir)),
                 },
+                spill: Some(log_options.dir.join(SPILL_DIR)),
             },
             log,
             target,
