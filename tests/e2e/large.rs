@@ -82,6 +82,14 @@ fn large_transaction(rows: i64) -> String {
     )
 }
 
+/// The `[target]` settings of a DuckDB warehouse at `path`, with `extra` lines.
+fn duckdb_target(path: &Path, extra: &str) -> String {
+    format!(
+        "kind = \"duckdb\"\npath = \"{}\"\nschema = \"raw\"\n{extra}",
+        path.display()
+    )
+}
+
 /// Creates the tables and a config capturing them into `target`; returns the config's path
 /// and the directory holding it (removed on drop).
 async fn configure(db: &TestDatabase, target: &str) -> (std::path::PathBuf, tempfile_dir::Dir) {
@@ -155,10 +163,7 @@ async fn a_million_row_transaction_into_duckdb_in_bounded_memory() {
     // DuckDB's share of memory follows its limit: the smallest accepted.
     let peak = sync_a_large_transaction(
         &db,
-        &format!(
-            "kind = \"duckdb\"\npath = \"{}\"\nschema = \"raw\"\nmemory_limit_bytes = 67108864",
-            warehouse.display()
-        ),
+        &duckdb_target(&warehouse, "memory_limit_bytes = 67108864"),
     )
     .await;
     let wh = duckdb::Connection::open(&warehouse).expect("open warehouse");
@@ -191,14 +196,7 @@ async fn parts_left_by_a_crash_are_discarded_and_the_transaction_loads_once() {
         .expect("database");
     let dir = tempfile_dir::Dir::new();
     let warehouse = dir.path().join("warehouse.duckdb");
-    let (config, _config_dir) = configure(
-        &db,
-        &format!(
-            "kind = \"duckdb\"\npath = \"{}\"\nschema = \"raw\"",
-            warehouse.display()
-        ),
-    )
-    .await;
+    let (config, _config_dir) = configure(&db, &duckdb_target(&warehouse, "")).await;
     sluice(&config, &["sync", "--until-caught-up"]);
     db.execute(&large_transaction(ROWS))
         .await
@@ -252,14 +250,7 @@ async fn transactions_streamed_before_their_commit_load_exactly() {
     .expect("streaming threshold");
     let dir = tempfile_dir::Dir::new();
     let warehouse = dir.path().join("warehouse.duckdb");
-    let (config, config_dir) = configure(
-        &db,
-        &format!(
-            "kind = \"duckdb\"\npath = \"{}\"\nschema = \"raw\"",
-            warehouse.display()
-        ),
-    )
-    .await;
+    let (config, config_dir) = configure(&db, &duckdb_target(&warehouse, "")).await;
     sluice(&config, &["sync", "--until-caught-up"]);
     let row = |from: i64, to: i64, note: &str| {
         format!(
