@@ -321,3 +321,41 @@ pub fn ledger_transaction(n: i64, r: LedgerRanges) -> String {
         moved = r.moved_base + n,
     )
 }
+
+/// Commits a stream of transactions on one connection, 5 ms apart, until stopped (at most
+/// 20,000, in case a test forgets to stop it).
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<i64>,
+}
+
+impl Writer {
+    /// Starts writing on `db`; `transaction(n)` gives the statements of the `n`th (from 1).
+    pub async fn start(db: &TestDatabase, transaction: fn(i64) -> String) -> Writer {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = db.client().await.expect("client");
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut n: i64 = 0;
+            while !flag.load(Ordering::Relaxed) && n < 20_000 {
+                n += 1;
+                client
+                    .batch_execute(&transaction(n))
+                    .await
+                    .expect("writer transaction");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            n
+        });
+        Writer { stop, task }
+    }
+
+    /// Stops the writer; returns how many transactions it committed.
+    pub async fn stop(self) -> i64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let n = self.task.await.expect("writer");
+        assert!(n > 0, "the writer committed nothing");
+        n
+    }
+}

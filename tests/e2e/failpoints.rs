@@ -13,14 +13,12 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::Signal;
 use sluice_testkit::{PgCluster, TestDatabase};
-use sluice_tests::{Kind, Pipeline, assert_same, sluice_bin, tempfile_dir};
+use sluice_tests::{Kind, Pipeline, Writer, assert_same, sluice_bin, tempfile_dir};
 
 const LEDGER: &[(&str, Kind)] = &[
     ("id", Kind::Plain),
@@ -56,49 +54,17 @@ async fn source(rows: u32) -> TestDatabase {
 }
 
 /// Small transactions over both tables (inserts, updates, deletes, a key change, a delete and
-/// re-insert of one key) until stopped.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<i64>,
-}
-
-impl Writer {
-    async fn start(db: &TestDatabase) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let client = db.client().await.expect("client");
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut n: i64 = 0;
-            // Bounded, in case a test forgets to stop it.
-            while !flag.load(Ordering::Relaxed) && n < 20_000 {
-                n += 1;
-                let sql = sluice_tests::ledger_transaction(
-                    n,
-                    sluice_tests::LedgerRanges {
-                        insert_base: 1_000_000,
-                        inserts: 5,
-                        moved_base: 500,
-                        move_by: 10_000_000,
-                    },
-                );
-                client
-                    .batch_execute(&sql)
-                    .await
-                    .expect("writer transaction");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            n
-        });
-        Writer { stop, task }
-    }
-
-    /// Stops the writer; returns how many transactions it committed.
-    async fn stop(self) -> i64 {
-        self.stop.store(true, Ordering::Relaxed);
-        let n = self.task.await.expect("writer");
-        assert!(n > 0, "the writer committed nothing");
-        n
-    }
+/// re-insert of one key).
+fn ledger_writes(n: i64) -> String {
+    sluice_tests::ledger_transaction(
+        n,
+        sluice_tests::LedgerRanges {
+            insert_base: 1_000_000,
+            inserts: 5,
+            moved_base: 500,
+            move_by: 10_000_000,
+        },
+    )
 }
 
 /// Keeps the aborted processes from writing core files.
@@ -289,7 +255,7 @@ async fn assert_duckdb_equal(db: &TestDatabase, warehouse: &Path) {
 async fn crash_into_duckdb(failpoint: &str, actions: &str, rows: u32, env: &[(&str, &str)]) {
     let db = source(rows).await;
     let pipeline = Pipeline::new(&db, TABLES, "max_batch_rows = 2000");
-    let writer = Writer::start(&db).await;
+    let writer = Writer::start(&db, ledger_writes).await;
     crash_at(
         &pipeline.config,
         env,
@@ -396,7 +362,7 @@ async fn crash_mid_batch_in_postgres() {
         ),
     )
     .expect("write config");
-    let writer = Writer::start(&db).await;
+    let writer = Writer::start(&db, ledger_writes).await;
     crash_at(
         &config,
         &[],
@@ -477,7 +443,7 @@ async fn random_failpoints_under_load() {
     let db = source(20_000).await;
     let pipeline = Pipeline::new(&db, TABLES, "max_batch_rows = 2000");
     let env = [("SLUICE__LOG__SEGMENT_BYTES", "8KiB")];
-    let writer = Writer::start(&db).await;
+    let writer = Writer::start(&db, ledger_writes).await;
     let mut rounds = vec![("snapshot-chunk", 0)];
     for _ in 0..4 {
         let (name, most) = STREAMING[(next(&mut state) % STREAMING.len() as u64) as usize];

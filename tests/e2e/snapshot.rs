@@ -7,14 +7,12 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::Signal;
 use sluice_testkit::{PgCluster, TestDatabase};
-use sluice_tests::{Kind, Pipeline, assert_same, sluice_bin};
+use sluice_tests::{Kind, Pipeline, Writer, assert_same, sluice_bin};
 
 const LEDGER: &[(&str, Kind)] = &[
     ("id", Kind::Plain),
@@ -75,64 +73,31 @@ fn pipeline(db: &TestDatabase) -> Pipeline {
     p
 }
 
-/// Small transactions over every table until stopped: the ledger writer's mix, plus updates,
-/// deletes and inserts in `pairs` (some outside the first snapshot's key range) and inserts
-/// into `events`.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<i64>,
-}
-
-impl Writer {
-    async fn start(db: &TestDatabase) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let client = db.client().await.expect("client");
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut n: i64 = 0;
-            while !flag.load(Ordering::Relaxed) && n < 20_000 {
-                n += 1;
-                let sql = sluice_tests::ledger_transaction(
-                    n,
-                    sluice_tests::LedgerRanges {
-                        insert_base: 1_000_000,
-                        inserts: 5,
-                        moved_base: 500,
-                        move_by: 10_000_000,
-                    },
-                );
-                client
-                    .batch_execute(&sql)
-                    .await
-                    .expect("ledger transaction");
-                client
-                    .batch_execute(&format!(
-                        "BEGIN;
-                         UPDATE pairs SET qty = qty + 1 WHERE tenant = {t} AND code = 'c{c}';
-                         DELETE FROM pairs WHERE tenant = {dt} AND code = 'c{d}';
-                         INSERT INTO pairs VALUES (-{n}, 'a', {n}), (9, 'z{n}', {n}), ({t}, 'm{n}', {n});
-                         INSERT INTO events VALUES ({n} + 1000000, 'live');
-                         COMMIT;",
-                        c = (n * 13) % 3000 + 1,
-                        t = ((n * 13) % 3000 + 1) % 7,
-                        d = (n * 29) % 3000 + 1,
-                        dt = ((n * 29) % 3000 + 1) % 7,
-                    ))
-                    .await
-                    .expect("pairs transaction");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            n
-        });
-        Writer { stop, task }
-    }
-
-    async fn stop(self) -> i64 {
-        self.stop.store(true, Ordering::Relaxed);
-        let n = self.task.await.expect("writer");
-        assert!(n > 0, "the writer committed nothing");
-        n
-    }
+/// Small transactions over every table: the ledger writer's mix, plus updates, deletes and
+/// inserts in `pairs` (some outside the first snapshot's key range) and inserts into `events`.
+fn writes(n: i64) -> String {
+    let ledger = sluice_tests::ledger_transaction(
+        n,
+        sluice_tests::LedgerRanges {
+            insert_base: 1_000_000,
+            inserts: 5,
+            moved_base: 500,
+            move_by: 10_000_000,
+        },
+    );
+    let pairs = format!(
+        "BEGIN;
+         UPDATE pairs SET qty = qty + 1 WHERE tenant = {t} AND code = 'c{c}';
+         DELETE FROM pairs WHERE tenant = {dt} AND code = 'c{d}';
+         INSERT INTO pairs VALUES (-{n}, 'a', {n}), (9, 'z{n}', {n}), ({t}, 'm{n}', {n});
+         INSERT INTO events VALUES ({n} + 1000000, 'live');
+         COMMIT;",
+        c = (n * 13) % 3000 + 1,
+        t = ((n * 13) % 3000 + 1) % 7,
+        d = (n * 29) % 3000 + 1,
+        dt = ((n * 29) % 3000 + 1) % 7,
+    );
+    format!("{ledger}\n{pairs}")
 }
 
 fn sluice(config: &Path, args: &[&str]) -> Command {
@@ -251,7 +216,7 @@ async fn assert_all_equal(db: &TestDatabase, p: &Pipeline) {
 async fn parallel_chunks_under_concurrent_writes() {
     let db = source(20_000, 3_000).await;
     let p = pipeline(&db);
-    let writer = Writer::start(&db).await;
+    let writer = Writer::start(&db, writes).await;
     let first = catch_up(&p.config);
     writer.stop().await;
     let chunks: usize = field(&first, "copying snapshot chunks", "chunks")
@@ -278,7 +243,7 @@ async fn parallel_chunks_under_concurrent_writes() {
 async fn a_crash_mid_snapshot_resumes_with_the_unfinished_chunks() {
     let db = source(20_000, 10).await;
     let p = pipeline(&db);
-    let writer = Writer::start(&db).await;
+    let writer = Writer::start(&db, writes).await;
     let crashed = crash_in_snapshot(&p.config, 16, &p.dir.path().join("crash.log"));
     let created_at = field(&crashed, "slot created", "lsn").expect("the slot was created");
     let client = db.client().await.expect("client");
@@ -363,7 +328,7 @@ async fn a_crash_mid_snapshot_resumes_with_the_unfinished_chunks() {
 async fn an_unfinished_keyless_table_starts_the_snapshot_over() {
     let db = source(2_000, 30_000).await;
     let p = pipeline(&db);
-    let writer = Writer::start(&db).await;
+    let writer = Writer::start(&db, writes).await;
     let crashed = crash_in_snapshot(&p.config, 1, &p.dir.path().join("crash.log"));
     assert!(crashed.contains("slot created"), "{crashed}");
     writer.stop().await;

@@ -142,7 +142,7 @@ impl Destination for DuckDbDestination {
             if begin {
                 c.execute("BEGIN TRANSACTION", "beginning a transaction")?;
             }
-            let applied = apply_tables(c, &schema, deletes, guard_after(!begin), &batch);
+            let applied = apply_tables(c, &schema, deletes, Guard::after(!begin), &batch);
             if applied.is_err() {
                 c.rollback();
             }
@@ -198,7 +198,7 @@ impl Destination for DuckDbDestination {
         let staged = std::mem::take(&mut self.staged);
         self.run(move |c| {
             let work = |c: &Client| {
-                apply_tables(c, &schema, deletes, guard_after(staged), &batch)?;
+                apply_tables(c, &schema, deletes, Guard::after(staged), &batch)?;
                 for statement in &upsert {
                     c.execute(statement, "storing the checkpoint")?;
                 }
@@ -218,16 +218,6 @@ impl Destination for DuckDbDestination {
             "batch applied"
         );
         Ok(())
-    }
-}
-
-/// The guard for rows applied after earlier slices of the same source transaction were
-/// staged (`staged`) or not: the slices' rows share the transaction's position.
-fn guard_after(staged: bool) -> Guard {
-    if staged {
-        Guard::NotOlder
-    } else {
-        Guard::Newer
     }
 }
 

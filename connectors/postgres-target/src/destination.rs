@@ -145,12 +145,7 @@ impl Destination for PostgresDestination {
         if !staged {
             c.execute("BEGIN", "beginning a transaction").await?;
         }
-        let guard = if staged {
-            Guard::NotOlder
-        } else {
-            Guard::Newer
-        };
-        if let Err(e) = apply_tables(c, &schema, deletes, guard, &batch).await {
+        if let Err(e) = apply_tables(c, &schema, deletes, Guard::after(staged), &batch).await {
             let _ = c.execute("ROLLBACK", "rolling back").await;
             return Err(e);
         }
@@ -204,13 +199,7 @@ impl Destination for PostgresDestination {
             c.execute("BEGIN", "beginning a transaction").await?;
         }
         let result = async {
-            // Rows after staged slices share the source transaction's position.
-            let guard = if staged {
-                Guard::NotOlder
-            } else {
-                Guard::Newer
-            };
-            apply_tables(c, &schema, deletes, guard, &batch).await?;
+            apply_tables(c, &schema, deletes, Guard::after(staged), &batch).await?;
             for statement in &upsert {
                 c.execute(statement, "storing the checkpoint").await?;
             }

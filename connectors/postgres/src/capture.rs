@@ -438,6 +438,14 @@ struct Streamed {
     current: u32,
 }
 
+impl Streamed {
+    /// Writes the changes held in memory to the spill file.
+    async fn spill(&mut self) -> Result<()> {
+        self.bytes = 0;
+        self.file.write(std::mem::take(&mut self.changes)).await
+    }
+}
+
 enum Next {
     Frame(bytes::Bytes),
     Quiet,
@@ -677,8 +685,9 @@ impl Streamer<'_> {
                 self.streaming = Some(start.xid);
             }
             Message::StreamStop => {
-                if let Some(xid) = self.streaming.take() {
-                    self.spill_changes(xid).await?;
+                if let Some(streamed) = self.streaming.take().and_then(|x| self.streams.get_mut(&x))
+                {
+                    streamed.spill().await?;
                 }
             }
             Message::StreamAbort(abort) => {
@@ -687,9 +696,7 @@ impl Streamer<'_> {
                         streamed.file.remove().await?;
                     }
                 } else if let Some(streamed) = self.streams.get_mut(&abort.xid) {
-                    let changes = std::mem::take(&mut streamed.changes);
-                    streamed.bytes = 0;
-                    streamed.file.write(changes).await?;
+                    streamed.spill().await?;
                     streamed.file.abort_subxact(abort.subxid).await?;
                     streamed.current = abort.xid;
                 }
@@ -701,12 +708,11 @@ impl Streamer<'_> {
                         c.xid
                     )));
                 };
-                let changes = std::mem::take(&mut streamed.changes);
-                streamed.file.write(changes).await?;
                 if c.end_lsn <= self.skip_through || c.commit_lsn < self.skip_through {
                     tracing::debug!(lsn = %c.end_lsn, "skipping a transaction already in the change log");
                     return streamed.file.remove().await;
                 }
+                streamed.spill().await?;
                 let commit_ts = sluice_pgoutput::time::pg_to_unix_micros(c.commit_ts).unwrap_or(0);
                 let txn = |changes| Transaction {
                     kind: TxnKind::Stream,
@@ -905,16 +911,6 @@ impl Streamer<'_> {
         })
     }
 
-    /// Writes the changes a streamed transaction holds in memory to its spill file.
-    async fn spill_changes(&mut self, xid: u32) -> Result<()> {
-        if let Some(streamed) = self.streams.get_mut(&xid) {
-            let changes = std::mem::take(&mut streamed.changes);
-            streamed.bytes = 0;
-            streamed.file.write(changes).await?;
-        }
-        Ok(())
-    }
-
     /// Adds a change of (sub)transaction `xid` (sent with changes inside streamed blocks) to
     /// the transaction it belongs to.
     async fn push(&mut self, change: Change, xid: Option<u32>) -> Result<()> {
@@ -925,9 +921,7 @@ impl Streamer<'_> {
             })?;
             if sub != streamed.current {
                 // Where a subtransaction's changes start must be exact: an abort cuts there.
-                let changes = std::mem::take(&mut streamed.changes);
-                streamed.bytes = 0;
-                streamed.file.write(changes).await?;
+                streamed.spill().await?;
                 if sub != top {
                     streamed.file.subxact_starts(sub);
                 }
@@ -936,7 +930,7 @@ impl Streamer<'_> {
             streamed.bytes += change.size();
             streamed.changes.push(change);
             if streamed.bytes >= TXN_PART_BYTES {
-                self.spill_changes(top).await?;
+                streamed.spill().await?;
             }
             return Ok(());
         }

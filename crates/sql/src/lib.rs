@@ -61,6 +61,16 @@ pub enum Guard {
 }
 
 impl Guard {
+    /// The guard for rows applied after earlier slices of the same source transaction were
+    /// staged in this target transaction (`staged`) or not.
+    pub fn after(staged: bool) -> Guard {
+        if staged {
+            Guard::NotOlder
+        } else {
+            Guard::Newer
+        }
+    }
+
     /// The comparison operator of the guard.
     pub fn operator(self) -> &'static str {
         match self {
