@@ -44,7 +44,8 @@ bench: release ## Sluice vs pg_recvlogical and native logical replication: throu
 
 bench-full: release ## The benchmark at full size (under 15 min), written to tests/bench/results/full.md and full.png
 	WL_ROWS=$${WL_ROWS:-1500000} WL_CDC=$${WL_CDC:-650000} WL_TXN=$${WL_TXN:-1000} \
-	  BENCH_FRESH_SECONDS=$${BENCH_FRESH_SECONDS:-60} BENCH_OUT=tests/bench/results/full.md \
+	  BENCH_FRESH_SECONDS=$${BENCH_FRESH_SECONDS:-60} BENCH_LARGE_ROWS=$${BENCH_LARGE_ROWS:-1000000} \
+	  BENCH_OUT=tests/bench/results/full.md \
 	  SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/bench/run.sh
 
 fuzz: ## Run the four fuzz targets for FUZZ_SECONDS each (default 60)

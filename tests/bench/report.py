@@ -148,6 +148,17 @@ def markdown(rows, meta):
                 f"p50 {pg['sync_p50']} ms, p99 {pg['sync_p99']} ms, mean {pg['sync_mean']} ms."
             )
 
+    large = [r for r in rows if r["section"] == "large"]
+    if large:
+        out += ["", "## One large source transaction (inserts, then updates and deletes of its own rows)", ""]
+        out.append("| target | rows | WAL MiB | seconds | rows/s | peak RSS | check |")
+        out.append("|---|---:|---:|---:|---:|---:|---|")
+        for r in large:
+            out.append(
+                f"| {r['system']} | {r['rows']} | {r.get('wal_mb', '')} | {float(r['seconds']):.2f} | "
+                f"{float(r['rows']) / float(r['seconds']):.0f} | {rss(r)} | {r['check']} |"
+            )
+
     goals = [(m, ref, lo, d) for m, ref, lo, d in GOALS if m in by_id and ref in by_id]
     if goals:
         out += ["", "## Targets (issue 5; they apply at full size)", ""]

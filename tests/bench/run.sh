@@ -18,6 +18,8 @@
 #                       and the raw figures go next to it as .png and .tsv)
 #        BENCH_E2E      1 (default): also time a fresh `sync` (stage all) into DuckDB; 0 to skip
 #        BENCH_KEEP     1: keep the scratch directory after a successful run
+#        BENCH_LARGE_ROWS  rows of the one large source transaction (200-byte rows; default
+#                          200000, bench-full 1000000; 0 skips it)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -37,6 +39,7 @@ FRESH_SECONDS=${BENCH_FRESH_SECONDS:-15}
 FRESH_RATE=${BENCH_FRESH_RATE:-5000}
 FRESH_TXN=${BENCH_FRESH_TXN:-10}
 FRESH_FLUSH_MS=${BENCH_FRESH_FLUSH_MS:-200}
+LARGE_ROWS=${BENCH_LARGE_ROWS:-200000}
 if [ -z "${WORKLOAD_DIR:-}" ]; then
   for d in "$REPO/../shared/bench" /work/shared/bench; do
     [ -x "$d/workload.sh" ] && { WORKLOAD_DIR=$d; break; }
@@ -581,7 +584,60 @@ if [ "$FRESH_SECONDS" -gt 0 ]; then
   fresh_run postgres
 fi
 
-# --- 6. report -------------------------------------------------------------------------------------
+# --- 6. one large source transaction ----------------------------------------------------------------
+# LARGE_ROWS inserts of 200-byte rows, then updates of rows inserted at its start and deletes in
+# its middle, all in one transaction; synced into DuckDB and into PostgreSQL. What counts is the
+# peak RSS: it must not grow with the transaction.
+large_sum() { # psql-or-duckdb SQL over "large"
+  echo "SELECT count(*)::text || ' ' || md5(string_agg(id::text || ':' || payload, ',' ORDER BY id)) FROM $1"
+}
+large_check() { # ID SYSTEM
+  local got
+  if [ "$1" = large_duckdb ]; then
+    got=$("$PY" - "$WORK/large_duck/warehouse.duckdb" "$(large_sum "raw.bench_large WHERE NOT _sluice_deleted")" <<'PYEOF'
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print(con.execute(sys.argv[2]).fetchone()[0])
+PYEOF
+)
+  else
+    got=$(tgt sluice_large -Atc "$(large_sum "raw.bench_large WHERE NOT _sluice_deleted")")
+  fi
+  [ "$got" = "$LARGE_SUM" ] || die "$2: target holds $got, the source $LARGE_SUM"
+  log "check large transaction into $2: target matches source (${got%% *} rows)"
+}
+if [ "$LARGE_ROWS" -gt 0 ]; then
+  src -c "CREATE TABLE bench_large (id bigint PRIMARY KEY, payload text NOT NULL)"
+  pg_ "$TGT_PORT" postgres -c "CREATE DATABASE sluice_large"
+  mkconfig "$WORK/large_duck" sluice_large duckdb public.bench_large sluice_large
+  mkconfig "$WORK/large_pg" sluice_large_pg postgres:sluice_large public.bench_large sluice_large_pg
+  for c in large_duck large_pg; do
+    "$SLUICE" sync -c "$WORK/$c.toml" --until-caught-up >/dev/null 2>"$WORK/$c.setup.err" || die "$c setup"
+  done
+  log "one transaction of $LARGE_ROWS rows"
+  src <<SQL
+BEGIN;
+INSERT INTO bench_large SELECT g, rpad(md5(g::text), 190, md5((g + 1)::text)) FROM generate_series(1, $LARGE_ROWS) g;
+UPDATE bench_large SET payload = 'updated at the end' WHERE id <= $((LARGE_ROWS / 1000));
+DELETE FROM bench_large WHERE id BETWEEN $((LARGE_ROWS / 2 + 1)) AND $((LARGE_ROWS / 2 + LARGE_ROWS / 1000));
+COMMIT;
+SQL
+  LARGE_SUM=$(src -Atc "$(large_sum bench_large)")
+  large_wal=$(src -Atc "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint / 1048576 FROM pg_replication_slots WHERE slot_name = 'sluice_large'")
+  for target in duckdb postgres; do
+    if [ "$target" = duckdb ]; then id=large_duckdb conf=large_duck system="sluice -> DuckDB"; else id=large_pg conf=large_pg system="sluice -> PostgreSQL"; fi
+    timed "$id" "$SLUICE" sync -c "$WORK/$conf.toml" --until-caught-up
+    log "large transaction into $target: $ELAPSED s, peak RSS $RSS_MB MiB"
+    large_check "$id" "$system"
+    rec section=large id="$id" system="$system" rows="$LARGE_ROWS" wal_mb="$large_wal" \
+      seconds="$ELAPSED" rss_mb="$RSS_MB" check=ok
+  done
+  for s in sluice_large sluice_large_pg; do
+    src -Atc "SELECT pg_drop_replication_slot('$s') FROM pg_replication_slots WHERE slot_name = '$s'" >/dev/null
+  done
+fi
+
+# --- 7. report -------------------------------------------------------------------------------------
 if [ -n "${SLUICE_COMMIT:-}" ]; then
   commit=$SLUICE_COMMIT dirty=
 else
