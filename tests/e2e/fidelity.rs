@@ -658,3 +658,45 @@ async fn check_lists_the_columns_kept_as_text() {
         assert!(!message.contains(native), "{native} listed: {message}");
     }
 }
+
+#[tokio::test]
+async fn partitioned_tables_replicate_through_their_root() {
+    let db = fresh(
+        "CREATE TABLE m (id int, region text, v text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+         CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu');
+         CREATE TABLE m_us PARTITION OF m FOR VALUES IN ('us');
+         INSERT INTO m SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, 'v' || g
+           FROM generate_series(1, 40) g;",
+    )
+    .await;
+    let pipeline = Pipeline::new(&db, &["public.m"], "");
+    pipeline.sync_until_caught_up();
+    execute_all(
+        &db,
+        &[
+            "INSERT INTO m VALUES (100, 'eu', 'new eu'), (101, 'us', 'new us')",
+            "UPDATE m SET v = 'changed' WHERE id <= 10",
+            // A row moving to the other partition.
+            "UPDATE m SET region = 'us' WHERE id = 2",
+            "DELETE FROM m WHERE id BETWEEN 20 AND 25",
+        ],
+    )
+    .await;
+    pipeline.sync_until_caught_up();
+    let wh = pipeline.warehouse();
+    let cols = &[
+        ("id", Kind::Plain),
+        ("region", Kind::Plain),
+        ("v", Kind::Plain),
+    ];
+    assert_same(&db, &wh, "m", cols).await;
+    assert_eq!(
+        count(
+            &wh,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' \
+             AND table_name IN ('m_eu', 'm_us')"
+        ),
+        0,
+        "the partitions' changes land in the table, not in tables of their own"
+    );
+}

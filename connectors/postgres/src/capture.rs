@@ -135,7 +135,14 @@ impl Capture {
             // changes Sluice never saw (or rows never copied): stop rather than diverge.
             check_published(&client, &self.options.publication, &tables).await?;
         } else {
-            publication::ensure(&client, &self.options.publication, &tables).await?;
+            // Partitioned tables publish through their root from PostgreSQL 13 on.
+            publication::ensure(
+                &client,
+                &self.options.publication,
+                &tables,
+                version >= 130_000,
+            )
+            .await?;
         }
         let slot_name = &self.options.slot;
         let existing = slot::find(&client, slot_name).await?;

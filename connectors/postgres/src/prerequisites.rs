@@ -378,7 +378,10 @@ async fn publication_finding(
             "does not exist, and role \"{user}\" {}, which creating it needs",
             lacks.join(" and ")
         ),
-        Some(&owner_hint(publication::create_statement(name, tables))),
+        // The statement for PostgreSQL 13+ (partitioned tables published through their root).
+        Some(&owner_hint(publication::create_statement(
+            name, tables, true,
+        ))),
     )
 }
 

@@ -14,7 +14,12 @@ use crate::ident::{quote_ident, quote_literal};
 
 /// Creates the publication if missing and makes sure it covers `tables`; returns the tables it
 /// had to add to an existing publication.
-pub async fn ensure(client: &Client, name: &str, tables: &[TableId]) -> Result<Vec<TableId>> {
+pub async fn ensure(
+    client: &Client,
+    name: &str,
+    tables: &[TableId],
+    via_root: bool,
+) -> Result<Vec<TableId>> {
     let exists = client
         .query_opt(
             "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1",
@@ -24,13 +29,16 @@ pub async fn ensure(client: &Client, name: &str, tables: &[TableId]) -> Result<V
         .map_err(|e| Error::client("looking up the publication", e))?
         .is_some();
     if !exists {
-        let sql = create_statement(name, tables);
+        let sql = create_statement(name, tables, via_root);
         tracing::info!(publication = name, "creating publication");
         client
             .batch_execute(&sql)
             .await
             .map_err(|e| Error::client(format!("creating publication {}", quote_ident(name)), e))?;
         return Ok(Vec::new());
+    }
+    if via_root {
+        check_via_root(client, name, tables).await?;
     }
     let published = published_tables(client, name).await?;
     let missing: Vec<&TableId> = tables.iter().filter(|t| !published.contains(t)).collect();
@@ -102,14 +110,56 @@ pub async fn published_tables(client: &Client, name: &str) -> Result<Vec<TableId
         .collect())
 }
 
-/// `CREATE PUBLICATION` for the tables. Pure.
-pub fn create_statement(name: &str, tables: &[TableId]) -> String {
+/// Fails when publication `name` publishes a captured partitioned table through its
+/// partitions: their changes would arrive under the partitions' names, not the table's.
+async fn check_via_root(client: &Client, name: &str, tables: &[TableId]) -> Result<()> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'p' AND NOT (SELECT pubviaroot FROM pg_catalog.pg_publication \
+                                            WHERE pubname = $1)",
+            &[&name],
+        )
+        .await
+        .map_err(|e| Error::client("looking up partitioned tables", e))?;
+    let through_partitions: Vec<String> = rows
+        .iter()
+        .map(|r| TableId::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .filter(|t| tables.contains(t))
+        .map(|t| t.to_string())
+        .collect();
+    if through_partitions.is_empty() {
+        return Ok(());
+    }
+    Err(Error::prerequisite(
+        format!(
+            "publication {} publishes the partitioned table {} through its partitions, so \
+             their changes would not reach the table",
+            quote_ident(name),
+            through_partitions.join(", ")
+        ),
+        format!(
+            "Run as the publication's owner: ALTER PUBLICATION {} SET (publish_via_partition_root = true);",
+            quote_ident(name)
+        ),
+    ))
+}
+
+/// `CREATE PUBLICATION` for the tables. With `via_root` (PostgreSQL 13+), a partitioned
+/// table's changes are published as the table's, whichever partition holds the row. Pure.
+pub fn create_statement(name: &str, tables: &[TableId], via_root: bool) -> String {
     let list = tables.iter().map(qualified).collect::<Vec<_>>().join(", ");
     // Updates and deletes need the old key; truncates are captured too.
     format!(
-        "CREATE PUBLICATION {} FOR TABLE {list} WITH (publish = {})",
+        "CREATE PUBLICATION {} FOR TABLE {list} WITH (publish = {}{})",
         quote_ident(name),
-        quote_literal("insert, update, delete, truncate")
+        quote_literal("insert, update, delete, truncate"),
+        if via_root {
+            ", publish_via_partition_root = true"
+        } else {
+            ""
+        }
     )
 }
 
@@ -136,10 +186,13 @@ mod tests {
             TableId::new("we\"ird", "; DROP TABLE x; --"),
         ];
         assert_eq!(
-            create_statement("my \"pub\"", &tables),
+            create_statement("my \"pub\"", &tables, false),
             "CREATE PUBLICATION \"my \"\"pub\"\"\" FOR TABLE \"public\".\"orders\", \
              \"we\"\"ird\".\"; DROP TABLE x; --\" \
              WITH (publish = 'insert, update, delete, truncate')"
         );
+        assert!(create_statement("p", &tables, true).ends_with(
+            "WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true)"
+        ));
     }
 }
