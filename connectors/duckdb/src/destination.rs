@@ -302,7 +302,7 @@ fn apply_table(
     if table.rows.is_empty() {
         return Ok(());
     }
-    let statements = if table.keyed() {
+    let statements = if table.keyed() && !only_new_rows(c, schema, table, plan, &columns)? {
         let moved = table.rows.iter().any(|row| row.moved_from.is_some());
         d.merge(schema, &plan.name, &columns, deletes, moved, guard)
     } else {
@@ -312,6 +312,26 @@ fn apply_table(
         c.execute(statement, &format!("merging into {}", plan.display))?;
     }
     c.execute(&d.drop_stage(), "dropping the staging table")
+}
+
+/// Whether the staged rows are upserts of keys the table does not hold (an initial snapshot,
+/// inserts): appending them is what the MERGE would do.
+fn only_new_rows(
+    c: &Client,
+    schema: &str,
+    table: &TableBatch,
+    plan: &TablePlan,
+    columns: &[sluice_sql::TargetColumn<DuckType>],
+) -> Result<bool> {
+    if !table.only_upserts() {
+        return Ok(false);
+    }
+    let loaded = c.query_bools(
+        &c.dialect().any_key_loaded(schema, &plan.name, columns),
+        1,
+        &format!("looking up the staged keys in {}", plan.display),
+    )?;
+    Ok(loaded == [false])
 }
 
 /// Stages the table's rows and checks that every staged value converts exactly into its
@@ -343,9 +363,13 @@ fn stage_checked(
             &d.create_stage(columns.len(), keys),
             "creating the staging table",
         )?;
-        c.append_stage(table.rows.iter().map(|row| {
-            encode::stage_row(row, &columns).map_err(|(i, e)| value_error(&columns, i, e.0))
-        }))?;
+        c.append_stage(
+            columns.len(),
+            keys,
+            table.rows.iter().map(|row| {
+                encode::stage_row(row, &columns).map_err(|(i, e)| value_error(&columns, i, e.0))
+            }),
+        )?;
         let Some((query, positions)) = d.check_stage(&columns) else {
             break;
         };

@@ -17,6 +17,8 @@
 //! with the table and column; values the casts themselves refuse are found by a check query
 //! over the staging table before the MERGE (see `sluice_sql::DuckDb::check_stage`).
 
+use std::borrow::Cow;
+
 use sluice_core::{Row, RowOp, Value};
 
 use sluice_sql::DuckType;
@@ -35,21 +37,22 @@ fn err<T>(reason: impl Into<String>) -> Result<T> {
 
 /// One staged row: the column texts, then op, LSN, commit time, the unchanged marker and the
 /// old key of a moved row (one text per key column, all NULL for other rows).
-pub(crate) struct StagedRow {
-    pub values: Vec<Option<String>>,
+/// Values borrow the row's text where DuckDB casts it as is.
+pub(crate) struct StagedRow<'a> {
+    pub values: Vec<Option<Cow<'a, str>>>,
     pub op: &'static str,
     pub lsn: i64,
     pub commit_ts: i64,
     pub unchanged: Option<String>,
-    pub moved_from: Vec<Option<String>>,
+    pub moved_from: Vec<Option<Cow<'a, str>>>,
 }
 
 /// Encodes `row` for the staging table. On failure, returns the position of the column
 /// and why.
-pub(crate) fn stage_row(
-    row: &Row,
+pub(crate) fn stage_row<'a>(
+    row: &'a Row,
     columns: &[TargetColumn],
-) -> std::result::Result<StagedRow, (usize, EncodeError)> {
+) -> std::result::Result<StagedRow<'a>, (usize, EncodeError)> {
     if row.values.len() > columns.len() {
         return Err((
             columns.len(),
@@ -119,11 +122,11 @@ pub(crate) fn stage_row(
 }
 
 /// Rewrites PostgreSQL's text of a value into text DuckDB casts to `ty` exactly.
-pub(crate) fn encode(text: &str, ty: &DuckType) -> Result<String> {
+pub(crate) fn encode<'a>(text: &'a str, ty: &DuckType) -> Result<Cow<'a, str>> {
     match ty {
-        DuckType::Blob => bytea(text),
-        DuckType::Date | DuckType::Timestamp | DuckType::TimestampTz => Ok(bc(text)?),
-        DuckType::Interval => interval(text),
+        DuckType::Blob => bytea(text).map(Cow::Borrowed),
+        DuckType::Date | DuckType::Timestamp | DuckType::TimestampTz => bc(text),
+        DuckType::Interval => interval(text).map(Cow::Owned),
         DuckType::List(_) => {
             let array = parse_array(text)?;
             let depth = ty.depth();
@@ -136,26 +139,26 @@ pub(crate) fn encode(text: &str, ty: &DuckType) -> Result<String> {
             }
             let mut out = String::with_capacity(text.len() + 8);
             write_list(&array, ty.element(), &mut out)?;
-            Ok(out)
+            Ok(Cow::Owned(out))
         }
-        _ => Ok(text.to_owned()),
+        _ => Ok(Cow::Borrowed(text)),
     }
 }
 
-fn bytea(text: &str) -> Result<String> {
+fn bytea(text: &str) -> Result<&str> {
     let Some(hex) = text.strip_prefix("\\x") else {
         return err("bytea value is not in hex format; set bytea_output = 'hex' at the source");
     };
     if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return err("bytea value is not valid hex");
     }
-    Ok(hex.to_owned())
+    Ok(hex)
 }
 
 /// `YYYY-MM-DD[ time] BC` to DuckDB's astronomical years: 1 BC is year 0, 44 BC is -43.
-fn bc(text: &str) -> Result<String> {
+fn bc(text: &str) -> Result<Cow<'_, str>> {
     let Some(rest) = text.strip_suffix(" BC") else {
-        return Ok(text.to_owned());
+        return Ok(Cow::Borrowed(text));
     };
     let (year, tail) = rest.split_at(rest.find('-').unwrap_or(rest.len()));
     let year: i64 = match year.parse() {
@@ -163,11 +166,11 @@ fn bc(text: &str) -> Result<String> {
         _ => return err("date is not in ISO format; set DateStyle = 'ISO' at the source"),
     };
     let astronomical = 1 - year;
-    Ok(if astronomical == 0 {
+    Ok(Cow::Owned(if astronomical == 0 {
         format!("0000{tail}")
     } else {
         format!("-{:04}{tail}", -astronomical)
-    })
+    }))
 }
 
 /// An interval in PostgreSQL's `postgres` output style to an unambiguous DuckDB form.
@@ -409,7 +412,7 @@ mod tests {
     #[test]
     fn bytea_hex() {
         assert_eq!(encode("\\x00ff41", &DuckType::Blob), Ok("00ff41".into()));
-        assert_eq!(encode("\\x", &DuckType::Blob), Ok(String::new()));
+        assert_eq!(encode("\\x", &DuckType::Blob), Ok("".into()));
         assert!(encode("\\x0", &DuckType::Blob).is_err());
         assert!(encode("\\xzz", &DuckType::Blob).is_err());
         assert!(encode("abc", &DuckType::Blob).is_err());

@@ -67,6 +67,13 @@ impl TableBatch {
     pub fn keyed(&self) -> bool {
         self.relation.has_key()
     }
+
+    /// Whether every row is an upsert that keeps its key (no delete, no moved key).
+    pub fn only_upserts(&self) -> bool {
+        self.rows
+            .iter()
+            .all(|r| r.op == RowOp::Upsert && r.moved_from.is_none())
+    }
 }
 
 /// A micro-batch: whole source transactions of every table, deduplicated per key.

@@ -283,6 +283,23 @@ pub trait SqlDialect {
         )]
     }
 
+    /// A query of one boolean: whether the target table holds a row with the key of any
+    /// staged row. When it holds none and no staged row is a delete or moves a key, the MERGE
+    /// would insert every row, and [`SqlDialect::append`] does the same for less.
+    fn any_key_loaded(
+        &self,
+        schema: &str,
+        table: &str,
+        columns: &[TargetColumn<Self::Type>],
+    ) -> String {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM {} AS t JOIN ({}) AS s ON ({}))",
+            self.qualified(schema, table),
+            statement::source(self, columns, false, None),
+            statement::key_match(self, columns, "t", "s")
+        )
+    }
+
     /// Applies the staged rows of a table without a key: every upsert is appended.
     fn append(&self, schema: &str, table: &str, columns: &[TargetColumn<Self::Type>]) -> String {
         statement::append(self, schema, table, columns)

@@ -106,6 +106,7 @@ fn snapshot_every_statement<D: SqlDialect>(d: &D, prefix: &str) {
             .join(";\n"),
     );
     snap("append", d.append(s, t, &keyless));
+    snap("any_key_loaded", d.any_key_loaded(s, t, &columns));
     snap(
         "truncate_soft",
         d.truncate_below(s, t, 42, DeleteMode::Soft),
