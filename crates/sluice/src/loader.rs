@@ -105,20 +105,24 @@ where
     let mut last_contact = Instant::now();
     // Records read but left for the next batch (a large transaction starts its own batch).
     let mut carry: VecDeque<ReadRecord> = VecDeque::new();
+    // The start of the next batch, read while the previous one was being applied.
+    let mut ahead: Option<Ahead> = None;
 
     'batches: loop {
         if control.shutdown.is_cancelled() {
             return Ok(report);
         }
         let drained_after_input = control.input_done.is_cancelled() && carry.is_empty();
-        let mut builder = BatchBuilder::after(&checkpoint);
-        let mut last: Option<LogPosition> = None;
-        let mut seen = BatchFigures::default();
+        let Ahead {
+            mut builder,
+            mut last,
+            mut seen,
+            started,
+        } = ahead.take().unwrap_or_else(|| Ahead::after(&checkpoint));
         // The large transaction whose parts this batch is loading, and whether some of them
         // are staged in the destination already.
         let mut large: Option<LargeTxn> = None;
         let mut staged = false;
-        let started = Instant::now();
         'fill: loop {
             let records: Vec<ReadRecord> = if carry.is_empty() {
                 let elapsed = started.elapsed();
@@ -259,12 +263,21 @@ where
         let (batch, next) = builder.finish(position);
         let t0 = Instant::now();
         let (changes, rows, batch_bytes) = (batch.changes, batch.rows(), batch.bytes);
-        if let Err(e) = destination.apply(batch, &next).await {
+        // The next batch is read and built while this one is applied: decoding the log and
+        // applying to the target overlap.
+        let mut next_batch = Ahead::after(&next);
+        let (applied, read) = tokio::join!(
+            destination.apply(batch, &next),
+            read_ahead(reader, &mut carry, &mut next_batch, &next, limits)
+        );
+        if let Err(e) = applied {
             let failure = Failure::from_error("target", e);
             park(failure, &mut checkpoint, reader, destination, control).await?;
             carry.clear();
             continue;
         }
+        read?;
+        ahead = Some(next_batch);
         // A crash here leaves the batch and its checkpoint committed but the log not released:
         // the next run seeks past the batch and releases later.
         #[cfg(feature = "failpoints")]
@@ -298,6 +311,70 @@ where
             reminded = Instant::now();
         }
     }
+}
+
+/// The start of a batch: its records so far, and when the first was read.
+struct Ahead {
+    builder: BatchBuilder,
+    last: Option<LogPosition>,
+    seen: BatchFigures,
+    started: Instant,
+}
+
+impl Ahead {
+    fn after(checkpoint: &Checkpoint) -> Ahead {
+        Ahead {
+            builder: BatchBuilder::after(checkpoint),
+            last: None,
+            seen: BatchFigures::default(),
+            started: Instant::now(),
+        }
+    }
+
+    fn full(&self, limits: BatchLimits) -> bool {
+        self.builder.bytes() >= limits.max_bytes || self.builder.changes() >= limits.max_rows
+    }
+}
+
+/// Reads what the log holds now, without waiting, into `ahead` (a batch after `checkpoint`),
+/// up to the batch limits. Stops at the first part of a large transaction, which is left in
+/// `carry` with everything after it, as are records beyond the limits. Does nothing when
+/// `carry` holds records already: they come first.
+async fn read_ahead<R: ChangeLogReader>(
+    reader: &mut R,
+    carry: &mut VecDeque<ReadRecord>,
+    ahead: &mut Ahead,
+    checkpoint: &Checkpoint,
+    limits: BatchLimits,
+) -> Result<(), Failure> {
+    if !carry.is_empty() {
+        return Ok(());
+    }
+    while !ahead.full(limits) {
+        let budget = limits
+            .max_bytes
+            .saturating_sub(ahead.builder.bytes())
+            .clamp(1, LARGE_TXN_STAGE_BYTES);
+        let records = reader
+            .read(budget, Duration::ZERO)
+            .await
+            .map_err(|e| Failure::from_error("change log", e))?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut records = records.into_iter();
+        while let Some(r) = records.next() {
+            if !matches!(LargeTxn::step(None, &r.record), Step::Whole) || ahead.full(limits) {
+                carry.push_back(r);
+                carry.extend(records);
+                return Ok(());
+            }
+            ahead.seen.note(&r.record, checkpoint);
+            ahead.builder.push(r.record);
+            ahead.last = Some(r.position);
+        }
+    }
+    Ok(())
 }
 
 /// Parks the table `failure` wedges, or gives the failure back when it wedges no single
