@@ -18,7 +18,9 @@
 //! - it holds nothing of a table the checkpoint it starts after has parked
 //!   ([`Checkpoint::parked`]): the rest of each source transaction is loaded without it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::{
@@ -106,7 +108,7 @@ impl TableAcc {
             relation,
             truncate_below: None,
             rows: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
         }
     }
 
