@@ -13,7 +13,9 @@
 
 use std::collections::HashMap;
 
-use sluice_core::{Batch, Capabilities, Checkpoint, DeleteMode, Destination, Lsn, TableBatch};
+use sluice_core::{
+    Batch, Capabilities, Checkpoint, DeleteMode, Destination, Lsn, TableBatch, Value,
+};
 use sluice_sql::{CheckpointRow, DuckDb, DuckType, Guard, SqlDialect};
 
 use crate::client::Client;
@@ -304,7 +306,13 @@ fn apply_table(
     }
     let statements = if table.keyed() && !only_new_rows(c, schema, table, plan, &columns)? {
         let moved = table.rows.iter().any(|row| row.moved_from.is_some());
-        d.merge(schema, &plan.name, &columns, deletes, moved, guard)
+        let unchanged = table
+            .rows
+            .iter()
+            .any(|row| row.values.contains(&Value::Unchanged));
+        d.merge(
+            schema, &plan.name, &columns, deletes, moved, unchanged, guard,
+        )
     } else {
         vec![d.append(schema, &plan.name, &columns)]
     };

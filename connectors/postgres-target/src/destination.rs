@@ -14,7 +14,9 @@
 use std::collections::HashMap;
 
 use bytes::BytesMut;
-use sluice_core::{Batch, Capabilities, Checkpoint, DeleteMode, Destination, Lsn, TableBatch};
+use sluice_core::{
+    Batch, Capabilities, Checkpoint, DeleteMode, Destination, Lsn, TableBatch, Value,
+};
 use sluice_sql::{CheckpointRow, Guard, PgTarget, Postgres, SqlDialect as _};
 
 use crate::client::Client;
@@ -352,7 +354,19 @@ async fn apply_table(
     .await?;
     let statements = if table.keyed() {
         let moved = table.rows.iter().any(|row| row.moved_from.is_some());
-        PG.merge(schema, &plan.name, &plan.columns, deletes, moved, guard)
+        let unchanged = table
+            .rows
+            .iter()
+            .any(|row| row.values.contains(&Value::Unchanged));
+        PG.merge(
+            schema,
+            &plan.name,
+            &plan.columns,
+            deletes,
+            moved,
+            unchanged,
+            guard,
+        )
     } else {
         vec![PG.append(schema, &plan.name, &plan.columns)]
     };

@@ -268,7 +268,10 @@ pub trait SqlDialect {
 
     /// The statements applying the staged rows of a keyed table, in order. The default is
     /// one MERGE whose WHEN clauses carry the `_sluice_lsn` guard. `moved` says whether some
-    /// staged row has an old key ([`MOVED_FROM`]) whose target row fills its unchanged values.
+    /// staged row has an old key ([`MOVED_FROM`]) whose target row fills its unchanged values,
+    /// `unchanged` whether some staged row has an unchanged TOAST value at all (without one,
+    /// an update need not read the target row's values).
+    #[allow(clippy::too_many_arguments)]
     fn merge(
         &self,
         schema: &str,
@@ -276,10 +279,11 @@ pub trait SqlDialect {
         columns: &[TargetColumn<Self::Type>],
         deletes: DeleteMode,
         moved: bool,
+        unchanged: bool,
         guard: Guard,
     ) -> Vec<String> {
         vec![statement::guarded_merge(
-            self, schema, table, columns, deletes, moved, guard,
+            self, schema, table, columns, deletes, moved, unchanged, guard,
         )]
     }
 

@@ -310,6 +310,7 @@ impl SqlDialect for Redshift {
         columns: &[TargetColumn<RsType>],
         deletes: DeleteMode,
         moved: bool,
+        _unchanged: bool,
         guard: Guard,
     ) -> Vec<String> {
         let q = |s| self.quote_ident(s);

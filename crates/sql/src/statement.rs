@@ -132,6 +132,7 @@ pub(crate) fn is_unchanged<D: SqlDialect + ?Sized>(d: &D, alias: &str, i: usize)
 /// One MERGE matched on the key columns, every branch guarded so only a newer change
 /// (`s._sluice_lsn > t._sluice_lsn`, or `>=` with [`Guard::NotOlder`]) touches a row. Needs `WHEN [NOT] MATCHED AND <cond>`
 /// (DuckDB, PostgreSQL 15+).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn guarded_merge<D: SqlDialect + ?Sized>(
     d: &D,
     schema: &str,
@@ -139,6 +140,7 @@ pub(crate) fn guarded_merge<D: SqlDialect + ?Sized>(
     columns: &[TargetColumn<D::Type>],
     deletes: DeleteMode,
     moved: bool,
+    unchanged: bool,
     guard: Guard,
 ) -> String {
     let q = |s| d.quote_ident(s);
@@ -166,11 +168,15 @@ pub(crate) fn guarded_merge<D: SqlDialect + ?Sized>(
     );
     for (i, c) in columns.iter().enumerate().filter(|(_, c)| !c.key) {
         let n = q(&c.name);
-        let _ = write!(
-            sql,
-            "{n} = CASE WHEN {} THEN t.{n} ELSE s.{n} END, ",
-            is_unchanged(d, "s", i)
-        );
+        if unchanged {
+            let _ = write!(
+                sql,
+                "{n} = CASE WHEN {} THEN t.{n} ELSE s.{n} END, ",
+                is_unchanged(d, "s", i)
+            );
+        } else {
+            let _ = write!(sql, "{n} = s.{n}, ");
+        }
     }
     let _ = write!(sql, "{stamp}, {deleted} = false");
     // Delete of a row the target holds.

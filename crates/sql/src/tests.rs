@@ -92,17 +92,22 @@ fn snapshot_every_statement<D: SqlDialect>(d: &D, prefix: &str) {
     snap("drop_stage", d.drop_stage());
     snap(
         "merge_soft",
-        d.merge(s, t, &columns, DeleteMode::Soft, false, Guard::Newer)
+        d.merge(s, t, &columns, DeleteMode::Soft, false, true, Guard::Newer)
             .join(";\n"),
     );
     snap(
         "merge_hard",
-        d.merge(s, t, &columns, DeleteMode::Hard, false, Guard::Newer)
+        d.merge(s, t, &columns, DeleteMode::Hard, false, true, Guard::Newer)
             .join(";\n"),
     );
     snap(
         "merge_moved",
-        d.merge(s, t, &columns, DeleteMode::Soft, true, Guard::Newer)
+        d.merge(s, t, &columns, DeleteMode::Soft, true, true, Guard::Newer)
+            .join(";\n"),
+    );
+    snap(
+        "merge_without_unchanged",
+        d.merge(s, t, &columns, DeleteMode::Soft, false, false, Guard::Newer)
             .join(";\n"),
     );
     snap("append", d.append(s, t, &keyless));
@@ -163,6 +168,7 @@ fn hostile_names_stay_inside_their_quotes() {
         &columns_of(&Postgres),
         DeleteMode::Soft,
         true,
+        true,
         Guard::Newer,
     ) {
         assert_eq!(sql.matches('"').count() % 2, 0, "{sql}");
@@ -218,6 +224,7 @@ fn duckdb_legacy_statements() {
             &duck_columns(),
             DeleteMode::Soft,
             false,
+            true,
             Guard::Newer
         )
         .join(";\n")
@@ -230,6 +237,7 @@ fn duckdb_legacy_statements() {
             &duck_columns(),
             DeleteMode::Hard,
             false,
+            true,
             Guard::Newer
         )
         .join(";\n")
@@ -876,6 +884,7 @@ fn the_guard_decides_whether_equal_positions_apply() {
         &columns,
         DeleteMode::Soft,
         false,
+        true,
         Guard::Newer,
     );
     let not_older = d.merge(
@@ -884,6 +893,7 @@ fn the_guard_decides_whether_equal_positions_apply() {
         &columns,
         DeleteMode::Soft,
         false,
+        true,
         Guard::NotOlder,
     );
     assert!(newer[0].contains(r#"s."_sluice_lsn" > t."_sluice_lsn""#));
@@ -895,6 +905,7 @@ fn the_guard_decides_whether_equal_positions_apply() {
         &columns_of(&Redshift),
         DeleteMode::Hard,
         false,
+        true,
         Guard::NotOlder,
     ) {
         assert!(!sql.contains(r#"s."_sluice_lsn" > "#), "{sql}");
