@@ -104,6 +104,11 @@ async fn bad_configuration_exits_2_naming_the_field() {
             "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[metrics]\nlisten = \"everywhere\"\n",
             "metrics.listen",
         ),
+        // DuckDB would write each batch out to disk while merging it.
+        (
+            "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[target]\nkind = \"duckdb\"\npath = \"w.duckdb\"\nmemory_limit_bytes = 67108864\n[load]\nmax_batch_bytes = \"64MiB\"\n",
+            "target.memory_limit_bytes",
+        ),
         (
             "[source]\nurl = \"postgres://u@h/db\"\ntables = [\"public.t\"]\n[wal]\nwarn_retained = \"lots\"\n",
             "wal.warn_retained",

@@ -6,7 +6,7 @@
 //! path = "./sluice-data/warehouse.duckdb"
 //! schema = "raw"       # default
 //! deletes = "soft"     # default; or "hard"
-//! memory_limit_bytes = 268435456  # default (256 MiB)
+//! memory_limit_bytes = 134217728  # default (128 MiB); at least twice load.max_batch_bytes
 //! ```
 //!
 //! [`DuckDbConfig::validate`] is pure; the file is opened by the destination's `open`.
@@ -22,10 +22,11 @@ use crate::error::{Error, Result};
 /// kept apart from the views built over them.
 pub const DEFAULT_SCHEMA: &str = "raw";
 
-/// DuckDB's memory limit when none is configured: 256 MiB. DuckDB's own default (80% of the
-/// machine's memory) suits an analytical session, not a loader running beside other services;
-/// past the limit DuckDB spills to a temporary directory next to the file.
-pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
+/// DuckDB's memory limit when none is configured: 128 MiB, eight times the default batch.
+/// DuckDB's own default (80% of the machine's memory) suits an analytical session, not a
+/// loader running beside other services; past the limit DuckDB spills to a temporary
+/// directory next to the file.
+pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 128 * 1024 * 1024;
 /// Smallest accepted memory limit: below about 64 MiB, merging a large source transaction
 /// spills so much that loading slows down by an order of magnitude.
 pub const MIN_MEMORY_LIMIT_BYTES: u64 = 64 * 1024 * 1024;

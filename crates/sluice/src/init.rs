@@ -53,7 +53,7 @@ deletes = "soft"
 [load]
 # A micro-batch closes at whichever comes first.
 flush_interval_ms = 1000
-max_batch_bytes = "64MiB"
+max_batch_bytes = "16MiB"
 max_batch_rows = 500000
 
 [wal]
