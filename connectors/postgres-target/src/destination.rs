@@ -352,7 +352,35 @@ async fn apply_table(
         &format!("staging rows for {}", plan.display),
     )
     .await?;
-    let statements = if table.keyed() {
+    c.execute(&format!("SAVEPOINT {SAVEPOINT}"), "setting a savepoint")
+        .await?;
+    if let Err(e) = merge_staged(c, schema, deletes, guard, table, plan).await {
+        if e.sqlstate().is_some_and(|s| s.starts_with("22")) {
+            c.execute(
+                &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
+                "rolling back to the savepoint",
+            )
+            .await?;
+            if let Some(found) = find_bad_column(c, plan).await? {
+                return Err(found);
+            }
+        }
+        return Err(e);
+    }
+    c.execute(&PG.drop_stage(), "dropping the staging table")
+        .await
+}
+
+/// Applies the staged rows: one MERGE, or an append when every row is new.
+async fn merge_staged(
+    c: &Client,
+    schema: &str,
+    deletes: DeleteMode,
+    guard: Guard,
+    table: &TableBatch,
+    plan: &TablePlan,
+) -> Result<()> {
+    let statements = if table.keyed() && !only_new_rows(c, schema, table, plan).await? {
         let moved = table.rows.iter().any(|row| row.moved_from.is_some());
         let unchanged = table
             .rows
@@ -370,28 +398,31 @@ async fn apply_table(
     } else {
         vec![PG.append(schema, &plan.name, &plan.columns)]
     };
-    c.execute(&format!("SAVEPOINT {SAVEPOINT}"), "setting a savepoint")
-        .await?;
     for statement in &statements {
-        let merged = c
-            .execute(statement, &format!("merging into {}", plan.display))
-            .await;
-        if let Err(e) = merged {
-            if e.sqlstate().is_some_and(|s| s.starts_with("22")) {
-                c.execute(
-                    &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
-                    "rolling back to the savepoint",
-                )
-                .await?;
-                if let Some(found) = find_bad_column(c, plan).await? {
-                    return Err(found);
-                }
-            }
-            return Err(e);
-        }
+        c.execute(statement, &format!("merging into {}", plan.display))
+            .await?;
     }
-    c.execute(&PG.drop_stage(), "dropping the staging table")
-        .await
+    Ok(())
+}
+
+/// Whether the staged rows are upserts of keys the table does not hold (an initial snapshot,
+/// inserts): appending them is what the MERGE would do, without joining the table.
+async fn only_new_rows(
+    c: &Client,
+    schema: &str,
+    table: &TableBatch,
+    plan: &TablePlan,
+) -> Result<bool> {
+    if !table.only_upserts() {
+        return Ok(false);
+    }
+    let loaded = c
+        .query_text(
+            &PG.any_key_loaded(schema, &plan.name, &plan.columns),
+            &format!("looking up the staged keys in {}", plan.display),
+        )
+        .await?;
+    Ok(loaded == [vec![Some("f".to_owned())]])
 }
 
 /// The first column whose staged values PostgreSQL refuses, as a [`Error::Value`]; `None`
