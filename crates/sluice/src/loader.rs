@@ -10,6 +10,9 @@
 //!   any point replays at most the records after the last committed batch, which the
 //!   destination's position guard makes harmless.
 //! - Shutdown is checked only between batches: an `apply` is never abandoned half-way.
+//! - While a batch is applied, the next one is read from the log and built (only read: one
+//!   batch at a time reaches the destination), so decoding and applying overlap. A failed
+//!   apply drops what was read ahead; the reader goes back to the checkpoint.
 //! - A definite error of the target that wedges one table ([`Failure::parks`]) parks that
 //!   table: the loader adds it to the checkpoint's parked tables, reads the log again from the
 //!   checkpoint and loads the same records without it; every later batch leaves it out, and
