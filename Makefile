@@ -8,7 +8,7 @@ CARGO ?= cargo
 NEXTEST_PROFILE ?= default
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build release demo test lint fmt bench bench-full fuzz soak clean-demo
+.PHONY: help setup build release demo test lint fmt bench bench-full bench-micro fuzz soak clean-demo
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ bench-full: release ## The benchmark at full size (under 15 min), written to tes
 	  BENCH_FRESH_SECONDS=$${BENCH_FRESH_SECONDS:-60} BENCH_LARGE_ROWS=$${BENCH_LARGE_ROWS:-1000000} \
 	  BENCH_OUT=tests/bench/results/full.md \
 	  SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/bench/run.sh
+
+bench-micro: setup ## Criterion micro-benchmarks: the pgoutput decoder and the change log's append and read paths
+	$(CARGO) bench -p sluice-pgoutput -p sluice-log-local
 
 fuzz: ## Run the four fuzz targets for FUZZ_SECONDS each (default 60)
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
