@@ -10,7 +10,7 @@
 //! code 1 and an error that says what happened and what to do.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ impl Running {
             .arg("-c")
             .arg(config)
             .env("SLUICE_LOG", "info,sluice=debug")
-            .stdout(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .spawn()
             .expect("spawn sluice");
@@ -369,6 +369,23 @@ async fn source_connection_cut_mid_stream() {
         assert_retried(&log, "source"),
         3,
         "one retry per cut:\n{log}"
+    );
+    // The summary counts what every attempt of capture streamed, not only the last one's.
+    let streamed: u64 = log
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("sync finished: ")?;
+            rest.split("streamed ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no summary line:\n{log}"));
+    assert!(
+        streamed >= committed,
+        "summary says {streamed} transactions streamed, the writer committed {committed}:\n{log}"
     );
     assert!(
         log.contains("the server closed the replication connection")

@@ -108,12 +108,14 @@ impl Capture {
         Capture { source, options }
     }
 
-    /// Runs capture into `log` until shut down (or caught up, when asked).
+    /// Runs capture into `log` until shut down (or caught up, when asked). What it appends is
+    /// added to `report`, also when it fails: a retried capture reports every attempt.
     pub async fn run<W: ChangeLogWriter>(
         &self,
         log: &mut W,
         control: &CaptureControl,
-    ) -> Result<CaptureReport> {
+        report: &mut CaptureReport,
+    ) -> Result<()> {
         let client = connect(&self.source).await?;
         let version = check_server(&client).await?;
         // Messages (for the caught-up marker) exist from protocol 1 on PostgreSQL 14.
@@ -149,7 +151,7 @@ impl Capture {
         if let Some(s) = &existing {
             slot::check_usable(slot_name, s, &self.source.dbname)?;
         }
-        let mut report = CaptureReport::default();
+        let mut attempt = report.clone();
         let mut repl = ReplicationClient::connect(&self.source).await?;
         let mut skip_through = Lsn::ZERO;
         match (existing.is_some(), snapshot_done) {
@@ -174,7 +176,7 @@ impl Capture {
             }
             (_, false) => {
                 // Take the snapshot, or continue an interrupted one (the `snapshot` module).
-                report.snapshot_rows = snapshot::unfinished(
+                attempt.snapshot_rows += snapshot::unfinished(
                     &self.source,
                     slot_name,
                     &self.options.snapshot,
@@ -231,7 +233,7 @@ impl Capture {
             confirmed: Lsn::ZERO,
             server_end: Lsn::ZERO,
             skip_through,
-            report,
+            report: attempt,
             status_buf: BytesMut::with_capacity(64),
             marker: match &caught_up {
                 Some(CaughtUp::Marker(token)) => Some(token.clone()),
@@ -250,8 +252,8 @@ impl Capture {
         let result = streamer
             .stream(stream, log, control, status_interval, caught_up.as_ref())
             .await;
-        let report = streamer.report;
-        result.map(|()| report)
+        *report = streamer.report;
+        result
     }
 }
 

@@ -242,9 +242,13 @@ where
         let stats = stats.clone();
         tokio::spawn(async move {
             let mut retry = Retry::new(unlimited);
+            let mut report = CaptureReport::default();
             let result = loop {
-                match capture.run(&mut writer, &capture_control).await {
-                    Ok(report) => break Ok(report),
+                match capture
+                    .run(&mut writer, &capture_control, &mut report)
+                    .await
+                {
+                    Ok(()) => break Ok(report),
                     Err(e) => {
                         stats.source_up.store(false, Ordering::Relaxed);
                         let failure = Failure::from_error("source", e);
