@@ -13,9 +13,7 @@
 
 use std::collections::HashMap;
 
-use sluice_core::{
-    Batch, Capabilities, Checkpoint, DeleteMode, Destination, Lsn, TableBatch, Value,
-};
+use sluice_core::{Batch, Capabilities, Checkpoint, DeleteMode, Destination, Lsn, TableBatch};
 use sluice_sql::{CheckpointRow, DuckDb, DuckType, Guard, SqlDialect};
 
 use crate::client::Client;
@@ -305,11 +303,7 @@ fn apply_table(
         return Ok(());
     }
     let statements = if table.keyed() && !only_new_rows(c, schema, table, plan, &columns)? {
-        let moved = table.rows.iter().any(|row| row.moved_from.is_some());
-        let unchanged = table
-            .rows
-            .iter()
-            .any(|row| row.values.contains(&Value::Unchanged));
+        let (moved, unchanged) = (table.any_moved(), table.any_unchanged());
         d.merge(
             schema, &plan.name, &columns, deletes, moved, unchanged, guard,
         )

@@ -14,9 +14,7 @@
 use std::collections::HashMap;
 
 use bytes::BytesMut;
-use sluice_core::{
-    Batch, Capabilities, Checkpoint, DeleteMode, Destination, Lsn, TableBatch, Value,
-};
+use sluice_core::{Batch, Capabilities, Checkpoint, DeleteMode, Destination, Lsn, TableBatch};
 use sluice_sql::{CheckpointRow, Guard, PgTarget, Postgres, SqlDialect as _};
 
 use crate::client::Client;
@@ -381,11 +379,7 @@ async fn merge_staged(
     plan: &TablePlan,
 ) -> Result<()> {
     let statements = if table.keyed() && !only_new_rows(c, schema, table, plan).await? {
-        let moved = table.rows.iter().any(|row| row.moved_from.is_some());
-        let unchanged = table
-            .rows
-            .iter()
-            .any(|row| row.values.contains(&Value::Unchanged));
+        let (moved, unchanged) = (table.any_moved(), table.any_unchanged());
         PG.merge(
             schema,
             &plan.name,

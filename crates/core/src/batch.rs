@@ -19,9 +19,9 @@
 //!   ([`Checkpoint::parked`]): the rest of each source transaction is loaded without it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use foldhash::HashMap;
-use std::sync::Arc;
 
 use crate::{
     Change, Checkpoint, LogRecord, Lsn, Op, ParkedTable, RelationSchema, TableId, TxnKind, Value,
@@ -68,6 +68,18 @@ impl TableBatch {
     /// Whether rows are matched by key (otherwise they are appended).
     pub fn keyed(&self) -> bool {
         self.relation.has_key()
+    }
+
+    /// Whether some row moved from another key ([`Row::moved_from`]).
+    pub fn any_moved(&self) -> bool {
+        self.rows.iter().any(|r| r.moved_from.is_some())
+    }
+
+    /// Whether some row has an unchanged TOAST value.
+    pub fn any_unchanged(&self) -> bool {
+        self.rows
+            .iter()
+            .any(|r| r.values.contains(&Value::Unchanged))
     }
 
     /// Whether every row is an upsert that keeps its key (no delete, no moved key).
