@@ -42,6 +42,22 @@ pub struct BatchLimits {
     pub max_rows: usize,
 }
 
+impl BatchLimits {
+    /// Whether `builder` holds a whole batch.
+    fn full(&self, builder: &BatchBuilder) -> bool {
+        builder.bytes() >= self.max_bytes || builder.changes() >= self.max_rows
+    }
+
+    /// How many bytes of records to read next into `builder`: what the batch still takes, in
+    /// slices no larger than a large transaction's (what is read waits in memory until it is
+    /// applied or staged).
+    fn read_budget(&self, builder: &BatchBuilder) -> usize {
+        self.max_bytes
+            .saturating_sub(builder.bytes())
+            .clamp(1, LARGE_TXN_STAGE_BYTES)
+    }
+}
+
 /// How the loader decides it is finished.
 #[derive(Debug, Clone)]
 pub struct LoaderControl {
@@ -139,12 +155,7 @@ where
                 } else {
                     limits.flush_interval.saturating_sub(elapsed)
                 };
-                // Read in slices no larger than a large transaction's: what is read waits in
-                // memory until it is staged.
-                let budget = limits
-                    .max_bytes
-                    .saturating_sub(builder.bytes())
-                    .clamp(1, LARGE_TXN_STAGE_BYTES);
+                let budget = limits.read_budget(&builder);
                 let idle = builder.records() == 0 && large.is_none();
                 tokio::select! {
                     r = reader.read(budget, wait) => r.map_err(|e| Failure::from_error("change log", e))?,
@@ -240,7 +251,7 @@ where
                 }
                 continue;
             }
-            let full = builder.bytes() >= limits.max_bytes || builder.changes() >= limits.max_rows;
+            let full = limits.full(&builder);
             let timed_out = started.elapsed() >= limits.flush_interval;
             if full || ((builder.records() > 0 || staged) && (timed_out || got == 0)) {
                 break;
@@ -333,10 +344,6 @@ impl Ahead {
             started: Instant::now(),
         }
     }
-
-    fn full(&self, limits: BatchLimits) -> bool {
-        self.builder.bytes() >= limits.max_bytes || self.builder.changes() >= limits.max_rows
-    }
 }
 
 /// Reads what the log holds now, without waiting, into `ahead` (a batch after `checkpoint`),
@@ -353,13 +360,9 @@ async fn read_ahead<R: ChangeLogReader>(
     if !carry.is_empty() {
         return Ok(());
     }
-    while !ahead.full(limits) {
-        let budget = limits
-            .max_bytes
-            .saturating_sub(ahead.builder.bytes())
-            .clamp(1, LARGE_TXN_STAGE_BYTES);
+    while !limits.full(&ahead.builder) {
         let records = reader
-            .read(budget, Duration::ZERO)
+            .read(limits.read_budget(&ahead.builder), Duration::ZERO)
             .await
             .map_err(|e| Failure::from_error("change log", e))?;
         if records.is_empty() {
@@ -367,7 +370,9 @@ async fn read_ahead<R: ChangeLogReader>(
         }
         let mut records = records.into_iter();
         while let Some(r) = records.next() {
-            if !matches!(LargeTxn::step(None, &r.record), Step::Whole) || ahead.full(limits) {
+            if !matches!(LargeTxn::step(None, &r.record), Step::Whole)
+                || limits.full(&ahead.builder)
+            {
                 carry.push_back(r);
                 carry.extend(records);
                 return Ok(());
