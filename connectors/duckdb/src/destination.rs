@@ -132,7 +132,7 @@ impl Destination for DuckDbDestination {
         Ok(Some(checkpoint))
     }
 
-    async fn stage(&mut self, batch: Batch) -> Result<()> {
+    async fn apply_part(&mut self, batch: Batch) -> Result<()> {
         let schema = self.config.schema.clone();
         let deletes = self.config.deletes;
         let begin = !self.staged;

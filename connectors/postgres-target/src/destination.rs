@@ -136,7 +136,7 @@ impl Destination for PostgresDestination {
         Ok(Some(checkpoint))
     }
 
-    async fn stage(&mut self, batch: Batch) -> Result<()> {
+    async fn apply_part(&mut self, batch: Batch) -> Result<()> {
         let schema = self.config.schema.clone();
         let deletes = self.config.deletes;
         let staged = self.staged;

@@ -118,7 +118,7 @@ pub struct Capabilities {
 ///   wholly or partly applied before, leaves the tables as they are.
 /// - **Consistency**: a batch spans whole source transactions of every table, so the target
 ///   never shows half of a source transaction. A transaction too large for one batch is
-///   [staged](Destination::stage) in parts within one target transaction that `apply` commits.
+///   applied in [parts](Destination::apply_part) within one target transaction that `apply` commits.
 /// - **Concurrency**: one loader per pipeline; methods take `&mut self`.
 /// - **Cancellation**: `apply` is not cancellation safe; let it finish.
 pub trait Destination: Send {
@@ -144,17 +144,17 @@ pub trait Destination: Send {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Applies a batch's rows inside the transaction that the next [`Destination::apply`]
-    /// commits, storing no checkpoint: the loader stages the parts of a source transaction too
+    /// commits, storing no checkpoint: the loader hands over the parts of a source transaction too
     /// large for one batch in order, and hands the batch with its end to `apply`.
     ///
-    /// Nothing staged is visible before that commit. After an error, a crash or
-    /// [`Destination::discard`], nothing staged remains. A staged batch may hold rows at the
-    /// same position as rows staged before it (the same source transaction): the later rows
+    /// Nothing applied this way is visible before that commit. After an error, a crash or
+    /// [`Destination::discard`], nothing of it remains. A part may hold rows at the
+    /// same position as rows of an earlier part (the same source transaction): the later rows
     /// win, as within one batch.
-    fn stage(&mut self, batch: Batch) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn apply_part(&mut self, batch: Batch) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
-    /// Rolls back what was staged since the last `apply` (the rest of that source transaction
-    /// never came: the log holds it again further on). Does nothing when nothing is staged.
+    /// Rolls back the parts applied since the last `apply` (the rest of that source transaction
+    /// never came: the log holds it again further on). Does nothing when no part is open.
     fn discard(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Checks that the destination answers (reconnecting if needed); the loader calls it while

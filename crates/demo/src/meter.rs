@@ -96,8 +96,8 @@ impl<D: Destination> Destination for Metered<D> {
         Ok(())
     }
 
-    async fn stage(&mut self, batch: Batch) -> Result<(), Self::Error> {
-        self.inner.stage(batch).await
+    async fn apply_part(&mut self, batch: Batch) -> Result<(), Self::Error> {
+        self.inner.apply_part(batch).await
     }
 
     async fn discard(&mut self) -> Result<(), Self::Error> {

@@ -226,7 +226,7 @@ where
                     let (batch, _) =
                         std::mem::replace(&mut builder, BatchBuilder::after(&checkpoint))
                             .finish(LogPosition::default());
-                    if let Err(e) = destination.stage(batch).await {
+                    if let Err(e) = destination.apply_part(batch).await {
                         let failure = Failure::from_error("target", e);
                         park(failure, &mut checkpoint, reader, destination, control).await?;
                         carry.clear();
@@ -386,7 +386,7 @@ async fn read_ahead<R: ChangeLogReader>(
 }
 
 /// Parks the table `failure` wedges, or gives the failure back when it wedges no single
-/// table (or one parked already). The failed `apply` or `stage` rolled back; the reader is
+/// table (or one parked already). The failed `apply` or `apply_part` rolled back; the reader is
 /// moved back to the checkpoint so the same records load again without the table.
 async fn park<R, D>(
     failure: Failure,
