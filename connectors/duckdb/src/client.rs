@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
+use duckdb::Connection;
 use duckdb::arrow::array::{ArrayRef, Int64Builder, StringBuilder};
 use duckdb::arrow::datatypes::{DataType, Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
-use duckdb::{Connection, OptionalExt as _};
 
-use crate::encode::StagedRow;
 use crate::error::{Error, OpenSource, Result};
-use sluice_sql::{DuckDb, STAGE, SqlDialect as _};
+use sluice_sql::{DuckDb, STAGE};
+use sluice_warehouse::{Rows, StagedRow};
 
 /// An open database file.
 pub(crate) struct Client {
@@ -63,11 +63,6 @@ impl Client {
             .map_err(Error::sql("opening a second connection"))
     }
 
-    /// The dialect of this database (JSON columns as the json extension allows).
-    pub(crate) fn dialect(&self) -> DuckDb {
-        DuckDb { json: self.json }
-    }
-
     /// Runs one statement (or several separated by `;`) that returns no rows.
     pub(crate) fn execute(&self, statement: &str, context: &str) -> Result<()> {
         self.conn
@@ -75,42 +70,37 @@ impl Client {
             .map_err(Error::sql(context))
     }
 
-    /// `(column_name, data_type)` of a table in column order, `None` when it does not exist.
-    pub(crate) fn table_columns(
-        &self,
-        schema: &str,
-        table: &str,
-    ) -> Result<Option<Vec<(String, String)>>> {
-        let context = || {
-            format!(
-                "reading the columns of {}",
-                self.dialect().quote_ident(table)
-            )
-        };
-        let mut stmt = self
-            .conn
-            .prepare(&self.dialect().table_columns(schema, table))
-            .map_err(|e| Error::sql(context())(e))?;
-        let columns = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
-            .map_err(|e| Error::sql(context())(e))?;
-        Ok((!columns.is_empty()).then_some(columns))
-    }
-
-    /// The first row of a query of BOOLEAN columns.
-    pub(crate) fn query_bools(&self, query: &str, n: usize, context: &str) -> Result<Vec<bool>> {
-        self.conn
-            .query_row(query, [], |r| (0..n).map(|i| r.get::<_, bool>(i)).collect())
-            .map_err(Error::sql(context))
-    }
-
-    /// `(position, applied_lsn, applied_commit_ts)` of a stored checkpoint.
-    pub(crate) fn query_checkpoint(&self, query: &str) -> Result<Option<(String, i64, i64)>> {
-        self.conn
-            .query_row(query, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()
-            .map_err(Error::sql("reading the checkpoint"))
+    /// The rows of a query, each value as text (`None` for NULL; booleans `true`/`false`,
+    /// integers in decimal).
+    pub(crate) fn query_text(&self, query: &str, context: &str) -> Result<Rows> {
+        use duckdb::types::ValueRef;
+        let mut stmt = self.conn.prepare(query).map_err(Error::sql(context))?;
+        let mut rows = stmt.query([]).map_err(Error::sql(context))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(Error::sql(context))? {
+            let n = row.as_ref().column_count();
+            let mut values = Vec::with_capacity(n);
+            for i in 0..n {
+                let value = row.get_ref(i).map_err(Error::sql(context))?;
+                values.push(match value {
+                    ValueRef::Null => None,
+                    ValueRef::Boolean(b) => Some(b.to_string()),
+                    ValueRef::TinyInt(v) => Some(v.to_string()),
+                    ValueRef::SmallInt(v) => Some(v.to_string()),
+                    ValueRef::Int(v) => Some(v.to_string()),
+                    ValueRef::BigInt(v) => Some(v.to_string()),
+                    ValueRef::HugeInt(v) => Some(v.to_string()),
+                    ValueRef::UTinyInt(v) => Some(v.to_string()),
+                    ValueRef::USmallInt(v) => Some(v.to_string()),
+                    ValueRef::UInt(v) => Some(v.to_string()),
+                    ValueRef::UBigInt(v) => Some(v.to_string()),
+                    ValueRef::Text(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+                    other => Some(format!("{:?}", other.to_owned())),
+                });
+            }
+            out.push(values);
+        }
+        Ok(out)
     }
 
     /// Appends rows to the staging table (created beforehand with `columns` data columns and
@@ -120,47 +110,27 @@ impl Client {
         &self,
         columns: usize,
         keys: usize,
-        rows: impl Iterator<Item = Result<StagedRow<'a>>>,
-    ) -> Result<()> {
+        rows: impl Iterator<Item = sluice_warehouse::Result<StagedRow<'a>>>,
+    ) -> sluice_warehouse::Result<()> {
         let context = "appending rows to the staging table";
+        let failed = |e| sluice_warehouse::Error::session(Error::sql(context)(e));
         let mut appender = self
             .conn
             .appender_to_catalog_and_db(STAGE, "temp", "main")
-            .map_err(Error::sql(context))?;
+            .map_err(failed)?;
         let mut chunk = StageChunk::new(columns, keys);
         for row in rows {
             chunk.push(row?);
             if chunk.rows == APPEND_ROWS {
-                appender
-                    .append_record_batch(chunk.finish()?)
-                    .map_err(Error::sql(context))?;
+                let batch = chunk.finish().map_err(sluice_warehouse::Error::session)?;
+                appender.append_record_batch(batch).map_err(failed)?;
             }
         }
         if chunk.rows > 0 {
-            appender
-                .append_record_batch(chunk.finish()?)
-                .map_err(Error::sql(context))?;
+            let batch = chunk.finish().map_err(sluice_warehouse::Error::session)?;
+            appender.append_record_batch(batch).map_err(failed)?;
         }
-        appender.flush().map_err(Error::sql(context))
-    }
-
-    /// Runs `f` in one transaction: committed when it succeeds, rolled back when it fails.
-    pub(crate) fn transaction<T>(&self, f: impl FnOnce(&Client) -> Result<T>) -> Result<T> {
-        self.execute("BEGIN TRANSACTION", "beginning a transaction")?;
-        self.finish_transaction(f(self))
-    }
-
-    /// Ends the open transaction: commits it when `result` is a success, rolls it back
-    /// otherwise (or when the commit fails).
-    pub(crate) fn finish_transaction<T>(&self, result: Result<T>) -> Result<T> {
-        let result = result.and_then(|v| {
-            self.execute("COMMIT", "committing")?;
-            Ok(v)
-        });
-        if result.is_err() {
-            self.rollback();
-        }
-        result
+        appender.flush().map_err(failed)
     }
 
     /// Rolls back the open transaction, if any.

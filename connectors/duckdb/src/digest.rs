@@ -216,8 +216,8 @@ impl Inspect for DuckDbInspector {
         // Stored bit for bit as a signed 64-bit number.
         let checkpoint =
             Checkpoint::from_stored(&position, Lsn(applied_lsn as u64), applied_commit_ts)
-                .map_err(|e| Error::Checkpoint {
-                    pipeline: pipeline.to_owned(),
+                .map_err(|e| Error::Unreadable {
+                    what: format!("checkpoint of pipeline \"{pipeline}\""),
                     reason: format!("position is not valid JSON ({e})"),
                 })?;
         Ok(Some(checkpoint))
@@ -256,10 +256,9 @@ impl Inspect for DuckDbInspector {
                 .map_err(Error::sql("digesting a table"))?;
             let mut out = TableDigest::new();
             for (bucket, count, sum) in rows {
-                let hash_sum = sum.parse().map_err(|_| Error::Schema {
-                    table: relation.table.to_string(),
-                    reason: format!("unreadable hash sum {sum:?} while digesting"),
-                    parks: None,
+                let hash_sum = sum.parse().map_err(|_| Error::Unreadable {
+                    what: format!("digest of table {}", relation.table),
+                    reason: format!("hash sum {sum:?} is not a number"),
                 })?;
                 out.insert(
                     bucket as u32,

@@ -19,11 +19,7 @@
 
 use std::borrow::Cow;
 
-use sluice_core::{Row, RowOp, Value};
-
 use sluice_sql::DuckType;
-
-type TargetColumn = sluice_sql::TargetColumn<DuckType>;
 
 /// Why a value cannot be staged. Never holds the value itself (values stay out of logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,90 +31,12 @@ fn err<T>(reason: impl Into<String>) -> Result<T> {
     Err(EncodeError(reason.into()))
 }
 
-/// One staged row: the column texts, then op, LSN, commit time, the unchanged marker and the
-/// old key of a moved row (one text per key column, all NULL for other rows).
-/// Values borrow the row's text where DuckDB casts it as is.
-pub(crate) struct StagedRow<'a> {
-    pub values: Vec<Option<Cow<'a, str>>>,
-    pub op: &'static str,
-    pub lsn: i64,
-    pub commit_ts: i64,
-    pub unchanged: Option<String>,
-    pub moved_from: Vec<Option<Cow<'a, str>>>,
-}
-
-/// Encodes `row` for the staging table. On failure, returns the position of the column
-/// and why.
-pub(crate) fn stage_row<'a>(
-    row: &'a Row,
-    columns: &[TargetColumn],
-) -> std::result::Result<StagedRow<'a>, (usize, EncodeError)> {
-    if row.values.len() > columns.len() {
-        return Err((
-            columns.len(),
-            EncodeError(format!(
-                "row has {} values but the relation has {} columns",
-                row.values.len(),
-                columns.len()
-            )),
-        ));
-    }
-    let mut values = Vec::with_capacity(columns.len());
-    let mut unchanged = vec![b'0'; columns.len()];
-    let mut any_unchanged = false;
-    for (i, column) in columns.iter().enumerate() {
-        let value = row.values.get(i).unwrap_or(&Value::Null);
-        // A delete needs only its key; other values of the old image are not loaded.
-        if row.op == RowOp::Delete && !column.key {
-            values.push(None);
-            continue;
-        }
-        values.push(match value {
-            Value::Null => None,
-            Value::Unchanged => {
-                unchanged[i] = b'1';
-                any_unchanged = true;
-                None
-            }
-            Value::Text(text) => Some(encode(text, &column.ty).map_err(|e| (i, e))?),
-        });
-    }
-    let keys: Vec<(usize, &TargetColumn)> =
-        columns.iter().enumerate().filter(|(_, c)| c.key).collect();
-    let moved_from = match &row.moved_from {
-        Some(from) if from.len() == keys.len() => keys
-            .iter()
-            .zip(from)
-            .map(|(&(i, column), value)| match value {
-                Value::Text(text) => encode(text, &column.ty).map(Some).map_err(|e| (i, e)),
-                Value::Null | Value::Unchanged => Ok(None),
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?,
-        Some(from) => {
-            return Err((
-                columns.len(),
-                EncodeError(format!(
-                    "a moved row has {} old key values but the relation has {} key columns",
-                    from.len(),
-                    keys.len()
-                )),
-            ));
-        }
-        None => vec![None; keys.len()],
-    };
-    Ok(StagedRow {
-        moved_from,
-        values,
-        op: match row.op {
-            RowOp::Upsert => "U",
-            RowOp::Delete => "D",
-        },
-        // The LSN is stored as a signed 64-bit number, bit for bit (LSNs stay below 2^63).
-        lsn: row.lsn.0 as i64,
-        commit_ts: row.commit_ts,
-        unchanged: any_unchanged
-            .then(|| String::from_utf8(unchanged).expect("the marker is ASCII '0' and '1'")),
-    })
+/// [`encode`] as the staging layout takes it ([`sluice_warehouse::staging::Encode`]).
+pub(crate) fn stage_value<'a>(
+    text: &'a str,
+    ty: &DuckType,
+) -> std::result::Result<Cow<'a, str>, String> {
+    encode(text, ty).map_err(|e| e.0)
 }
 
 /// Rewrites PostgreSQL's text of a value into text DuckDB casts to `ty` exactly.
@@ -506,7 +424,10 @@ mod tests {
 
     #[test]
     fn rows() {
-        use sluice_core::Lsn;
+        use sluice_core::{Lsn, Row, RowOp, Value};
+        use sluice_sql::TargetColumn;
+        let stage_row =
+            |row, columns| sluice_warehouse::staging::stage_row(row, columns, &stage_value);
         let columns = vec![
             TargetColumn {
                 name: "id".into(),
@@ -528,6 +449,7 @@ mod tests {
         };
         let staged = stage_row(&row, &columns).expect("stages");
         assert_eq!(staged.values, vec![Some("1".into()), None]);
+        assert_eq!(staged.values[0], Some(Cow::Borrowed("1")));
         assert_eq!(staged.unchanged.as_deref(), Some("01"));
         assert_eq!(staged.moved_from, vec![None]);
         let moved = Row {
@@ -545,7 +467,7 @@ mod tests {
         // A delete stages only its key: the old image's other values are not checked.
         let delete = Row {
             op: RowOp::Delete,
-            ..bad
+            ..bad.clone()
         };
         let staged = stage_row(&delete, &columns).expect("stages");
         assert_eq!(staged.values, vec![Some("1".into()), None]);

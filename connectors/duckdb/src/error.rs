@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use sluice_core::{Classify, ErrorClass, TableId};
+use sluice_core::{Classify, ErrorClass};
 
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -46,45 +46,13 @@ pub enum Error {
         source: duckdb::Error,
     },
 
-    /// A value cannot be stored in its target column without loss.
-    #[error("table {table} column \"{column}\": {reason}", column = column.replace('"', "\"\""))]
-    Value {
-        table: String,
-        column: String,
-        reason: String,
-    },
-
-    /// The source changed a table in a way the target cannot follow safely.
-    #[error("table {table}: {reason}")]
-    Schema {
-        table: String,
-        reason: String,
-        /// The source table wedged by it, when it concerns that table alone (the loader
-        /// parks it and loads the others).
-        parks: Option<TableId>,
-    },
-
-    /// The stored checkpoint cannot be read back.
-    #[error("checkpoint of pipeline \"{pipeline}\" in the target is unreadable: {reason}")]
-    Checkpoint { pipeline: String, reason: String },
-
-    /// `apply` was called before `open`.
-    #[error("apply called before open: the destination does not know its pipeline yet")]
-    NotOpen,
+    /// What verify or status read back is not what Sluice wrote.
+    #[error("{what} in the target is unreadable: {reason}")]
+    Unreadable { what: String, reason: String },
 
     /// The worker thread running DuckDB panicked or was cancelled.
     #[error("the duckdb worker thread stopped unexpectedly")]
     Worker(#[source] tokio::task::JoinError),
-}
-
-impl From<sluice_sql::SchemaError> for Error {
-    fn from(e: sluice_sql::SchemaError) -> Self {
-        Error::Schema {
-            table: e.table,
-            reason: e.reason,
-            parks: Some(e.source_table),
-        }
-    }
 }
 
 /// Why a database file could not be opened.
@@ -139,24 +107,18 @@ pub(crate) fn class_of_duckdb(error: &duckdb::Error) -> ErrorClass {
 impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
-            Error::Config(_) | Error::Checkpoint { .. } | Error::NotOpen => ErrorClass::Fatal,
+            Error::Config(_) | Error::Unreadable { .. } => ErrorClass::Fatal,
             Error::Locked { .. } | Error::Worker(_) => ErrorClass::Transient,
             // A lock held elsewhere is `Locked`; any other failure to open (a path that cannot
             // be created, no permission, not a DuckDB file, a newer storage format) needs an
             // operator.
             Error::Open { .. } => ErrorClass::Fatal,
             Error::Sql { source, .. } => class_of_duckdb(source),
-            Error::Value { .. } | Error::Schema { .. } => ErrorClass::Definite,
-        }
-    }
-
-    fn wedged_table(&self) -> Option<&TableId> {
-        match self {
-            Error::Schema { parks, .. } => parks.as_ref(),
-            _ => None,
         }
     }
 }
+
+impl sluice_warehouse::SessionError for Error {}
 
 impl Error {
     pub(crate) fn sql(context: impl Into<String>) -> impl FnOnce(duckdb::Error) -> Error {
@@ -212,17 +174,6 @@ mod tests {
 
     #[test]
     fn crate_errors() {
-        let value = Error::Value {
-            table: "\"raw\".\"t\"".into(),
-            column: "a\"b".into(),
-            reason: "x".into(),
-        };
-        assert_eq!(value.class(), ErrorClass::Definite);
-        assert_eq!(
-            value.to_string(),
-            "table \"raw\".\"t\" column \"a\"\"b\": x"
-        );
-        assert_eq!(Error::NotOpen.class(), ErrorClass::Fatal);
         assert_eq!(Error::Config("x".into()).class(), ErrorClass::Fatal);
         let locked = Error::Locked {
             path: "/tmp/x.duckdb".into(),

@@ -24,7 +24,7 @@ mod error;
 mod script;
 
 pub use config::{DEFAULT_SCHEMA, DuckDbConfig};
-pub use destination::DuckDbDestination;
+pub use destination::{DuckDbDestination, DuckDbSession, destination};
 pub use digest::{DuckDbInspector, canonical_expr};
 pub use error::{Error, OpenSource, Result};
 pub use script::execute_script;

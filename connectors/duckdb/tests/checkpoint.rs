@@ -2,7 +2,7 @@
 
 use sluice_core::pg_type::oid;
 use sluice_core::{Batch, Checkpoint, DeleteMode, Destination, LogPosition, Lsn};
-use sluice_duckdb::{DuckDbConfig, DuckDbDestination};
+use sluice_duckdb::DuckDbConfig;
 
 use crate::support::*;
 
@@ -57,7 +57,7 @@ fn commit_text(lsn: u64) -> String {
 async fn pipelines_are_kept_apart() {
     let dir = tempfile::tempdir().unwrap();
     let config = DuckDbConfig::new(dir.path().join("w.duckdb"));
-    let mut a = DuckDbDestination::new(config.clone()).unwrap();
+    let mut a = sluice_duckdb::destination(config.clone()).unwrap();
     assert_eq!(a.open("a").await.unwrap(), None);
     let cp = Checkpoint {
         position: LogPosition::single("0", 7),
@@ -67,7 +67,7 @@ async fn pipelines_are_kept_apart() {
     };
     a.apply(Batch::default(), &cp).await.unwrap();
     drop(a);
-    let mut b = DuckDbDestination::new(config).unwrap();
+    let mut b = sluice_duckdb::destination(config).unwrap();
     assert_eq!(b.open("b").await.unwrap(), None);
     assert_eq!(b.open("a").await.unwrap(), Some(cp));
 }

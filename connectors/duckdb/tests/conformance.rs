@@ -85,7 +85,7 @@ impl Harness for DuckHarness {
     }
 
     async fn destination(&mut self) -> DuckDbDestination {
-        DuckDbDestination::new(self.config().clone()).unwrap()
+        sluice_duckdb::destination(self.config().clone()).unwrap()
     }
 
     async fn rows(&mut self, table: &str, columns: &[(&str, PgType)]) -> Vec<Vec<Option<String>>> {

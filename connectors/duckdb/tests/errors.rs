@@ -2,14 +2,14 @@
 
 use sluice_core::pg_type::oid;
 use sluice_core::{Batch, Checkpoint, Classify, DeleteMode, Destination, ErrorClass, Value};
-use sluice_duckdb::{DuckDbConfig, DuckDbDestination, Error};
+use sluice_duckdb::{DuckDbConfig, Error};
 
 use crate::support::*;
 
 /// Applies a first good batch, then `bad` values in a second table of a batch that also
 /// changes the first table: the batch must fail naming the column and leave everything as it
-/// was.
-async fn refused(column_oid: u32, typmod: i32, bad: &str) -> Error {
+/// was, with an error that parks the table of the bad value alone.
+async fn refused(column_oid: u32, typmod: i32, bad: &str) -> sluice_warehouse::Error {
     let good = rel(
         "public",
         "good",
@@ -54,6 +54,11 @@ async fn refused(column_oid: u32, typmod: i32, bad: &str) -> Error {
         .await
         .expect_err("the batch must fail");
     assert_eq!(err.class(), ErrorClass::Definite, "{err}");
+    assert_eq!(
+        err.wedged_table(),
+        Some(&sluice_core::TableId::new("public", "target")),
+        "a bad value parks its table alone: {err}"
+    );
     let message = err.to_string();
     assert!(
         message.contains("\"raw\".\"target\"") && message.contains("\"odd col\""),
@@ -188,18 +193,18 @@ async fn reserved_column_names_are_refused() {
 #[tokio::test]
 async fn apply_before_open() {
     let dir = tempfile::tempdir().unwrap();
-    let mut d = DuckDbDestination::new(DuckDbConfig::new(dir.path().join("w.duckdb"))).unwrap();
+    let mut d = sluice_duckdb::destination(DuckDbConfig::new(dir.path().join("w.duckdb"))).unwrap();
     let err = d
         .apply(Batch::default(), &Checkpoint::default())
         .await
         .expect_err("not open");
-    assert!(matches!(err, Error::NotOpen));
+    assert!(matches!(err, sluice_warehouse::Error::NotOpen));
     assert_eq!(err.class(), ErrorClass::Fatal);
 }
 
 #[tokio::test]
 async fn invalid_config_is_refused_by_new() {
-    let err = DuckDbDestination::new(DuckDbConfig::new(""))
+    let err = sluice_duckdb::destination(DuckDbConfig::new(""))
         .err()
         .expect("invalid");
     assert_eq!(err.to_string(), "target.path: must not be empty");
@@ -210,7 +215,7 @@ async fn invalid_config_is_refused_by_new() {
 async fn file_locked_by_another_process() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.duckdb");
-    let mut d = DuckDbDestination::new(DuckDbConfig::new(&path)).unwrap();
+    let mut d = sluice_duckdb::destination(DuckDbConfig::new(&path)).unwrap();
     d.open("main").await.unwrap();
     drop(d);
     // python3 takes the same kind of lock (fcntl) DuckDB takes, from another process.
@@ -230,12 +235,15 @@ async fn file_locked_by_another_process() {
     )
     .unwrap();
     assert_eq!(line.trim(), "locked");
-    let mut d = DuckDbDestination::new(DuckDbConfig::new(&path)).unwrap();
+    let mut d = sluice_duckdb::destination(DuckDbConfig::new(&path)).unwrap();
     let result = d.open("main").await;
     holder.kill().unwrap();
     holder.wait().unwrap();
     let err = result.expect_err("the file is locked");
-    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    assert!(
+        matches!(err.downcast_session::<Error>(), Some(Error::Locked { .. })),
+        "{err:?}"
+    );
     assert_eq!(err.class(), ErrorClass::Transient);
     assert!(
         err.to_string().contains("is locked by another process"),
@@ -254,9 +262,12 @@ async fn a_file_that_is_not_a_database() {
         b"this is not a duckdb file, just some text long enough",
     )
     .unwrap();
-    let mut d = DuckDbDestination::new(DuckDbConfig::new(&path)).unwrap();
+    let mut d = sluice_duckdb::destination(DuckDbConfig::new(&path)).unwrap();
     let err = d.open("main").await.expect_err("not a database");
-    assert!(matches!(err, Error::Open { .. }), "{err:?}");
+    assert!(
+        matches!(err.downcast_session::<Error>(), Some(Error::Open { .. })),
+        "{err:?}"
+    );
     assert_eq!(err.class(), ErrorClass::Fatal);
     assert!(err.to_string().contains("w.duckdb"), "{err}");
 }

@@ -134,7 +134,7 @@ impl Fixture {
     /// The destination, opened for [`PIPELINE`]; returns what `open` returned if it opened now.
     pub async fn dest(&mut self) -> &mut DuckDbDestination {
         if self.dest.is_none() {
-            let mut d = DuckDbDestination::new(self.config.clone()).unwrap();
+            let mut d = sluice_duckdb::destination(self.config.clone()).unwrap();
             d.open(PIPELINE).await.unwrap();
             self.dest = Some(d);
         }
@@ -144,7 +144,7 @@ impl Fixture {
     /// Opens a fresh destination and returns the stored checkpoint.
     pub async fn reopen(&mut self) -> Option<Checkpoint> {
         self.dest = None;
-        let mut d = DuckDbDestination::new(self.config.clone()).unwrap();
+        let mut d = sluice_duckdb::destination(self.config.clone()).unwrap();
         let cp = d.open(PIPELINE).await.unwrap();
         self.dest = Some(d);
         cp
@@ -154,7 +154,7 @@ impl Fixture {
         &mut self,
         batch: &Batch,
         cp: &Checkpoint,
-    ) -> Result<(), sluice_duckdb::Error> {
+    ) -> Result<(), sluice_warehouse::Error> {
         self.dest().await.apply(batch.clone(), cp).await
     }
 

@@ -21,5 +21,5 @@ mod encode;
 mod error;
 
 pub use config::{DEFAULT_SCHEMA, PostgresTargetConfig};
-pub use destination::PostgresDestination;
+pub use destination::{PostgresDestination, PostgresSession, destination};
 pub use error::{Error, Result};

@@ -57,7 +57,7 @@ impl Harness for PgHarness {
         let mut config = PostgresTargetConfig::new(db.url());
         config.schema = schema.clone();
         config.deletes = *deletes;
-        PostgresDestination::new(config).unwrap()
+        sluice_postgres_target::destination(config).unwrap()
     }
 
     async fn rows(&mut self, table: &str, columns: &[(&str, PgType)]) -> Vec<Vec<Option<String>>> {

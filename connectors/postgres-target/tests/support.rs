@@ -106,7 +106,7 @@ impl Target {
             .expect("database");
         let mut config = PostgresTargetConfig::new(db.url());
         config.deletes = deletes;
-        let mut dest = PostgresDestination::new(config).expect("valid config");
+        let mut dest = sluice_postgres_target::destination(config).expect("valid config");
         assert_eq!(dest.open(PIPELINE).await.expect("open"), None);
         Target { db, dest }
     }
@@ -115,7 +115,7 @@ impl Target {
         &mut self,
         batch: &Batch,
         cp: &Checkpoint,
-    ) -> Result<(), sluice_postgres_target::Error> {
+    ) -> Result<(), sluice_warehouse::Error> {
         self.dest.apply(batch.clone(), cp).await
     }
 

@@ -80,7 +80,7 @@ async fn type_zoo_round_trips_exactly() {
     changes.push(del(&r, vals(&[Some("2")])));
     let mut hard = Target {
         db: t.db.clone(),
-        dest: sluice_postgres_target::PostgresDestination::new({
+        dest: sluice_postgres_target::destination({
             let mut c = sluice_postgres_target::PostgresTargetConfig::new(t.db.url());
             c.deletes = DeleteMode::Hard;
             c

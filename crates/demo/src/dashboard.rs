@@ -24,7 +24,6 @@ use ratatui_crossterm::crossterm::event::{self, KeyCode, KeyEvent, KeyEventKind,
 use ratatui_crossterm::crossterm::{cursor, execute, terminal};
 use sluice::registry::TargetKind;
 use sluice::settings::Settings;
-use sluice_duckdb::DuckDbDestination;
 use sluice_postgres::SourceConfig;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -113,8 +112,9 @@ pub async fn run(options: Options) -> anyhow::Result<Summary> {
         None => settings.source.clone(),
     };
 
-    let mut destination = DuckDbDestination::new(target.clone())?;
+    let mut destination = sluice_duckdb::destination(target.clone())?;
     let reader = destination
+        .session_mut()
         .reader()
         .await
         .context("opening the warehouse")?;

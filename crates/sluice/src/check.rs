@@ -141,10 +141,10 @@ async fn switched_to_text(
         #[cfg(feature = "duckdb")]
         TargetKind::DuckDb(config) => {
             use sluice_sql::{DuckDb, DuckType, SqlDialect as _};
-            let Ok(mut destination) = sluice_duckdb::DuckDbDestination::new(config.clone()) else {
+            let Ok(mut destination) = sluice_duckdb::destination(config.clone()) else {
                 return Vec::new();
             };
-            let Ok(conn) = destination.reader().await else {
+            let Ok(conn) = destination.session_mut().reader().await else {
                 return Vec::new();
             };
             let schema = config.schema.clone();
@@ -236,7 +236,7 @@ async fn check_target(target: &TargetKind, pipeline: &str) -> Finding {
         #[cfg(feature = "duckdb")]
         TargetKind::DuckDb(config) => {
             use sluice_core::Destination;
-            match sluice_duckdb::DuckDbDestination::new(config.clone()) {
+            match sluice_duckdb::destination(config.clone()) {
                 Ok(mut d) => match d.open(pipeline).await {
                     Ok(cp) => Ok(format!(
                         "duckdb \"{}\" schema \"{}\": {}",
@@ -256,7 +256,7 @@ async fn check_target(target: &TargetKind, pipeline: &str) -> Finding {
         TargetKind::Postgres(config) => {
             use sluice_core::Destination;
             // The URL is printed without its password.
-            match sluice_postgres_target::PostgresDestination::new(config.clone()) {
+            match sluice_postgres_target::destination(config.clone()) {
                 Ok(mut d) => match d.open(pipeline).await {
                     Ok(cp) => Ok(format!(
                         "postgres {} schema \"{}\": {}",

@@ -73,13 +73,13 @@ pub async fn run(settings: Settings, options: SyncOptions) -> Result<SyncReport,
     match settings.target.clone() {
         #[cfg(feature = "duckdb")]
         TargetKind::DuckDb(target) => {
-            let destination = sluice_duckdb::DuckDbDestination::new(target)
-                .map_err(|e| Failure::from_error("target", e))?;
+            let destination =
+                sluice_duckdb::destination(target).map_err(|e| Failure::from_error("target", e))?;
             run_stages(settings, destination, options).await
         }
         #[cfg(feature = "postgres")]
         TargetKind::Postgres(target) => {
-            let destination = sluice_postgres_target::PostgresDestination::new(target)
+            let destination = sluice_postgres_target::destination(target)
                 .map_err(|e| Failure::from_error("target", e))?;
             run_stages(settings, destination, options).await
         }

@@ -209,7 +209,7 @@ impl DuckDb {
     /// One row with one BOOLEAN per listed column: whether some staged value of that column
     /// does not convert to its target type. Returns the query and the positions it covers;
     /// `None` when no column needs checking.
-    pub fn check_stage(
+    pub fn check_stage_columns(
         &self,
         columns: &[crate::TargetColumn<DuckType>],
     ) -> Option<(String, Vec<usize>)> {
@@ -242,7 +242,7 @@ impl DuckDb {
     /// UTC). Only for the types whose PostgreSQL values may not fit: `DECIMAL` (numeric `NaN`)
     /// and `TIMESTAMP` / `TIMESTAMPTZ` (after 294247), alone or in lists; `None` for the others,
     /// where a value that does not convert is a bad value, not a PostgreSQL one.
-    pub fn to_text(
+    pub fn to_text_column(
         &self,
         schema: &str,
         table: &str,
@@ -339,6 +339,24 @@ fn unconvertible(expr: &str, ty: &DuckType) -> Option<String> {
 
 impl SqlDialect for DuckDb {
     type Type = DuckType;
+
+    fn check_stage(
+        &self,
+        columns: &[crate::TargetColumn<DuckType>],
+    ) -> Option<(String, Vec<usize>)> {
+        self.check_stage_columns(columns)
+    }
+
+    fn to_text(
+        &self,
+        schema: &str,
+        table: &str,
+        column: &str,
+        from: &DuckType,
+    ) -> Option<(String, DuckType)> {
+        self.to_text_column(schema, table, column, from)
+            .map(|alter| (alter, DuckDb::text_type(from)))
+    }
 
     fn name(&self) -> &'static str {
         "duckdb"

@@ -333,6 +333,30 @@ pub trait SqlDialect {
         }
     }
 
+    // ---- values the mapped type cannot hold ----
+
+    /// A query over the staging table of one row with one BOOLEAN per listed column: whether
+    /// some staged value of that column does not convert to its target type; with the
+    /// positions of the columns it covers. `None` (the default) when the engine's casts fail
+    /// loudly by themselves, or no column needs checking.
+    fn check_stage(&self, _columns: &[TargetColumn<Self::Type>]) -> Option<(String, Vec<usize>)> {
+        None
+    }
+
+    /// The statement that changes `column` of type `from` into a type holding PostgreSQL's
+    /// exact text of every value (the documented lossless fallback), existing values
+    /// converted, with that new type; `None` when this target has no such fallback for `from`
+    /// (a value that does not convert is then a bad value).
+    fn to_text(
+        &self,
+        _schema: &str,
+        _table: &str,
+        _column: &str,
+        _from: &Self::Type,
+    ) -> Option<(String, Self::Type)> {
+        None
+    }
+
     // ---- checkpoints ----
 
     /// `_sluice_checkpoints`: pipeline, position (JSON text), applied_lsn (bigint),

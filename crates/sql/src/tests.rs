@@ -312,12 +312,12 @@ fn duckdb_to_text() {
     );
     insta::assert_snapshot!(
         "to_text_decimal",
-        d.to_text("raw", "t", "n", &DuckType::Decimal(10, 2))
+        d.to_text_column("raw", "t", "n", &DuckType::Decimal(10, 2))
             .expect("decimal")
     );
     insta::assert_snapshot!(
         "to_text_timestamptz_list",
-        d.to_text("raw", "t", "ts", &list(DuckType::TimestampTz))
+        d.to_text_column("raw", "t", "ts", &list(DuckType::TimestampTz))
             .expect("timestamptz")
     );
     // PostgreSQL values of the other types always fit: one that does not is a bad value.
@@ -328,7 +328,7 @@ fn duckdb_to_text() {
         DuckType::Interval,
         list(DuckType::SmallInt),
     ] {
-        assert!(d.to_text("raw", "t", "c", &ty).is_none(), "{ty}");
+        assert!(d.to_text_column("raw", "t", "c", &ty).is_none(), "{ty}");
     }
     // A source column changed to text: DuckDB's text with PostgreSQL's BC years.
     insta::assert_snapshot!(
