@@ -27,4 +27,4 @@ pub use config::{DEFAULT_SCHEMA, DuckDbConfig};
 pub use destination::{DuckDbDestination, DuckDbSession, destination};
 pub use digest::{DuckDbInspector, canonical_expr};
 pub use error::{Error, OpenSource, Result};
-pub use script::execute_script;
+pub use script::{execute_script, text_columns};

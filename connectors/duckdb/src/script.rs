@@ -49,3 +49,27 @@ pub fn execute_script<'a>(
     }
     tx.commit().map_err(Error::sql("committing"))
 }
+
+/// `(table, column)` of the text columns (`VARCHAR`, or lists of it) of `tables` in `schema`,
+/// read on `conn`; tables that cannot be read are left out. With the type mapping, `sluice
+/// check` tells from these which columns were changed to text while loading. Blocking.
+pub fn text_columns(conn: &Connection, schema: &str, tables: &[String]) -> Vec<(String, String)> {
+    use sluice_sql::{DuckDb, DuckType, SqlDialect as _};
+    let d = DuckDb { json: true };
+    let mut found = Vec::new();
+    for name in tables {
+        let Ok(mut stmt) = conn.prepare(&d.table_columns(schema, name)) else {
+            continue;
+        };
+        let Ok(rows) = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        else {
+            continue;
+        };
+        for (column, ty) in rows.flatten() {
+            if DuckType::parse(&ty).is_some_and(|t| *t.element() == DuckType::Varchar) {
+                found.push((name.clone(), column));
+            }
+        }
+    }
+    found
+}

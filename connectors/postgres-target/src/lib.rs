@@ -19,7 +19,9 @@ mod config;
 mod destination;
 mod encode;
 mod error;
+mod script;
 
 pub use config::{DEFAULT_SCHEMA, PostgresTargetConfig};
 pub use destination::{PostgresDestination, PostgresSession, destination};
 pub use error::{Error, Result};
+pub use script::execute_script;

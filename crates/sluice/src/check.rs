@@ -4,7 +4,8 @@ use serde::Serialize;
 use sluice_config::redact_url;
 use sluice_postgres::{Finding, Level};
 
-use crate::registry::{LogKind, TargetKind};
+use crate::Failure;
+use crate::registry::{Load, LogKind, TargetKind};
 use crate::settings::Settings;
 
 #[derive(Serialize)]
@@ -66,18 +67,12 @@ pub async fn run(settings: &Settings, json: bool) -> bool {
 /// Lists the captured columns the target keeps as exact text instead of a native type; `None`
 /// when the tables cannot be read (the prerequisite findings say why).
 async fn check_type_mapping(settings: &Settings) -> Option<Finding> {
-    use sluice_sql::SqlDialect;
     let client = sluice_postgres::connect(&settings.source).await.ok()?;
     let tables = sluice_postgres::resolve_tables(&client, &settings.capture.tables)
         .await
         .ok()?;
-    let kept = |pg: &sluice_core::PgType| match &settings.target {
-        #[cfg(feature = "duckdb")]
-        TargetKind::DuckDb(_) => sluice_sql::DuckDb { json: true }.kept_as_text(pg),
-        #[cfg(feature = "postgres")]
-        TargetKind::Postgres(_) => sluice_sql::Postgres.kept_as_text(pg),
-    };
-    let switched = switched_to_text(settings, &tables).await;
+    let kept = |pg: &sluice_core::PgType| settings.target.kept_as_text(pg);
+    let switched = settings.target.text_columns(&tables).await;
     let mut columns = Vec::new();
     for table in &tables {
         let Ok(relation) = sluice_postgres::relation_schema(&client, table).await else {
@@ -128,57 +123,6 @@ fn text_at_source(pg: &sluice_core::PgType) -> bool {
     }
 }
 
-/// `(table, column)` of the target's text columns; with [`text_at_source`] and the mapping,
-/// those that hold text although their source type maps
-/// to a native type: the destination changed them when values arrived that the native type
-/// cannot hold (DuckDB: numeric `NaN` in a `DECIMAL`, timestamps after 294247). Empty when the
-/// target cannot be read (the target finding says why) or never changes column types.
-async fn switched_to_text(
-    settings: &Settings,
-    tables: &[sluice_core::TableId],
-) -> Vec<(String, String)> {
-    match &settings.target {
-        #[cfg(feature = "duckdb")]
-        TargetKind::DuckDb(config) => {
-            use sluice_sql::{DuckDb, DuckType, SqlDialect as _};
-            let Ok(mut destination) = sluice_duckdb::destination(config.clone()) else {
-                return Vec::new();
-            };
-            let Ok(conn) = destination.session_mut().reader().await else {
-                return Vec::new();
-            };
-            let schema = config.schema.clone();
-            let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
-            tokio::task::spawn_blocking(move || {
-                let d = DuckDb { json: true };
-                let mut found = Vec::new();
-                for name in names {
-                    let Ok(mut stmt) = conn.prepare(&d.table_columns(&schema, &name)) else {
-                        continue;
-                    };
-                    let Ok(rows) = stmt
-                        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                    else {
-                        continue;
-                    };
-                    for (column, ty) in rows.flatten() {
-                        let text =
-                            DuckType::parse(&ty).is_some_and(|t| *t.element() == DuckType::Varchar);
-                        if text {
-                            found.push((name.clone(), column));
-                        }
-                    }
-                }
-                found
-            })
-            .await
-            .unwrap_or_default()
-        }
-        #[cfg(feature = "postgres")]
-        TargetKind::Postgres(_) => Vec::new(),
-    }
-}
-
 async fn check_log(log: &LogKind) -> Finding {
     match log {
         LogKind::Local(options) => {
@@ -217,62 +161,46 @@ async fn check_log(log: &LogKind) -> Finding {
     }
 }
 
-/// An error and its causes, `: `-separated.
-#[cfg(feature = "postgres")]
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        message.push_str(": ");
-        message.push_str(&c.to_string());
-        cause = c.source();
+/// Opens the destination as a sync would, and reads its checkpoint.
+struct Probe {
+    pipeline: String,
+}
+
+impl Load for Probe {
+    type Output = Result<Option<sluice_core::Checkpoint>, Failure>;
+
+    async fn run<D: sluice_core::Destination + 'static>(
+        self,
+        mut destination: D,
+    ) -> Result<Self::Output, Failure> {
+        Ok(destination
+            .open(&self.pipeline)
+            .await
+            .map_err(|e| Failure::from_error("target", e)))
     }
-    message
 }
 
 async fn check_target(target: &TargetKind, pipeline: &str) -> Finding {
     let subject = "target".to_owned();
-    let outcome: Result<String, String> = match target {
-        #[cfg(feature = "duckdb")]
-        TargetKind::DuckDb(config) => {
-            use sluice_core::Destination;
-            match sluice_duckdb::destination(config.clone()) {
-                Ok(mut d) => match d.open(pipeline).await {
-                    Ok(cp) => Ok(format!(
-                        "duckdb \"{}\" schema \"{}\": {}",
-                        config.path.display(),
-                        config.schema,
-                        cp.map_or("no checkpoint yet".to_owned(), |c| format!(
-                            "loaded up to {}",
-                            c.applied_lsn
-                        ))
-                    )),
-                    Err(e) => Err(format!("{e:#}")),
-                },
-                Err(e) => Err(format!("{e:#}")),
-            }
-        }
-        #[cfg(feature = "postgres")]
-        TargetKind::Postgres(config) => {
-            use sluice_core::Destination;
-            // The URL is printed without its password.
-            match sluice_postgres_target::destination(config.clone()) {
-                Ok(mut d) => match d.open(pipeline).await {
-                    Ok(cp) => Ok(format!(
-                        "postgres {} schema \"{}\": {}",
-                        config.redacted_url(),
-                        config.schema,
-                        cp.map_or("no checkpoint yet".to_owned(), |c| format!(
-                            "loaded up to {}",
-                            c.applied_lsn
-                        ))
-                    )),
-                    Err(e) => Err(with_causes(&e)),
-                },
-                Err(e) => Err(with_causes(&e)),
-            }
-        }
-    };
+    let outcome: Result<String, String> = target
+        .load(Probe {
+            pipeline: pipeline.to_owned(),
+        })
+        .await
+        .and_then(|opened| opened)
+        .map(|checkpoint| {
+            format!(
+                "{} {} schema \"{}\": {}",
+                target.name(),
+                target.location(),
+                target.schema(),
+                checkpoint.map_or("no checkpoint yet".to_owned(), |c| format!(
+                    "loaded up to {}",
+                    c.applied_lsn
+                ))
+            )
+        })
+        .map_err(|failure| format!("{:#}", failure.error));
     match outcome {
         Ok(message) => Finding {
             level: Level::Ok,

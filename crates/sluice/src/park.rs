@@ -9,44 +9,41 @@
 use std::path::PathBuf;
 
 use sluice_core::{TableId, meta};
-use sluice_postgres::quote_ident;
 
-use crate::registry::{LogKind, TargetKind};
+use crate::registry::LogKind;
 use crate::settings::Settings;
 
 /// How to resync a parked table in this pipeline.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Resync {
     pub pipeline: String,
     /// The local change log's directory.
     pub log_dir: PathBuf,
     /// The target schema.
     pub schema: String,
+    /// Quotes an identifier for the target's SQL.
+    pub quote: fn(&str) -> String,
 }
 
 impl Resync {
     pub fn from_settings(settings: &Settings) -> Resync {
         let LogKind::Local(log) = &settings.log;
-        let schema = match &settings.target {
-            #[cfg(feature = "duckdb")]
-            TargetKind::DuckDb(config) => config.schema.clone(),
-            #[cfg(feature = "postgres")]
-            TargetKind::Postgres(config) => config.schema.clone(),
-        };
         Resync {
             pipeline: settings.pipeline.clone(),
             log_dir: log.dir.clone(),
-            schema,
+            schema: settings.target.schema().to_owned(),
+            quote: settings.target.quote_fn(),
         }
     }
 
     /// The target's SQL that removes the parked table and the pipeline's checkpoint.
     pub fn target_sql(&self, table: &TableId) -> String {
-        let schema = quote_ident(&self.schema);
+        let quote = self.quote;
+        let schema = quote(&self.schema);
         format!(
             "DROP TABLE {schema}.{}; DELETE FROM {schema}.{} WHERE pipeline = '{}';",
-            quote_ident(&table.name),
-            quote_ident(meta::CHECKPOINT_TABLE),
+            quote(&table.name),
+            quote(meta::CHECKPOINT_TABLE),
             self.pipeline.replace('\'', "''")
         )
     }
@@ -75,6 +72,7 @@ mod tests {
             pipeline: "it's".into(),
             log_dir: "/data/log".into(),
             schema: "raw".into(),
+            quote: |s| format!("\"{}\"", s.replace('"', "\"\"")),
         };
         let table = TableId::new("public", "T\"x");
         assert_eq!(

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use sluice_config::{ByteSize, ConfigError, Problem, Section};
 
+use crate::Failure;
+
 /// Default change log directory.
 pub const DEFAULT_LOG_PATH: &str = "./sluice-data/log";
 
@@ -94,4 +96,298 @@ pub const SUPPORTED_TARGETS: &[&str] = &[
 
 fn invalid(path: &str, message: String) -> ConfigError {
     ConfigError::Invalid(vec![Problem::new(path, message)])
+}
+
+/// Why a target cannot be read right now (`sluice status`, `sluice verify`).
+pub enum Unreadable {
+    /// Nothing was loaded yet: the database does not exist.
+    NotCreated,
+    /// Another process holds it (a running `sluice sync` on a DuckDB file).
+    InUse,
+    /// It failed; the failure says why.
+    Failed(Failure),
+}
+
+/// What every command asks of the configured target; the only place that knows each one.
+impl TargetKind {
+    /// The kind's name, as written in `[target] kind`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "duckdb")]
+            TargetKind::DuckDb(_) => "duckdb",
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The target schema every table is loaded into.
+    pub fn schema(&self) -> &str {
+        match self {
+            #[cfg(feature = "duckdb")]
+            TargetKind::DuckDb(config) => &config.schema,
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(config) => &config.schema,
+        }
+    }
+
+    /// Where the target is, for people: a path, or a URL without its password.
+    pub fn location(&self) -> String {
+        match self {
+            #[cfg(feature = "duckdb")]
+            TargetKind::DuckDb(config) => format!("\"{}\"", config.path.display()),
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(config) => config.redacted_url(),
+        }
+    }
+
+    /// An identifier quoted for the target's SQL.
+    pub fn quote_ident(&self, ident: &str) -> String {
+        (self.quote_fn())(ident)
+    }
+
+    /// The target dialect's identifier quoting.
+    pub fn quote_fn(&self) -> fn(&str) -> String {
+        use sluice_sql::SqlDialect as _;
+        match self {
+            #[cfg(feature = "duckdb")]
+            TargetKind::DuckDb(_) => |ident| sluice_sql::DuckDb { json: true }.quote_ident(ident),
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(_) => |ident| sluice_sql::Postgres.quote_ident(ident),
+        }
+    }
+
+    /// The dialect's name for the views in `sql/`.
+    pub fn views_dialect(&self) -> &'static str {
+        self.name()
+    }
+
+    /// Why a source column of type `pg` is kept as exact PostgreSQL text in this target, if it
+    /// is (`sluice check` lists such columns).
+    pub fn kept_as_text(&self, pg: &sluice_core::PgType) -> Option<&'static str> {
+        use sluice_sql::SqlDialect as _;
+        match self {
+            #[cfg(feature = "duckdb")]
+            TargetKind::DuckDb(_) => sluice_sql::DuckDb { json: true }.kept_as_text(pg),
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(_) => sluice_sql::Postgres.kept_as_text(pg),
+        }
+    }
+
+    /// Checks the target's settings against the batch size the loader uses.
+    pub fn check_batch_bytes(&self, max_batch_bytes: u64) -> Result<(), Problem> {
+        match self {
+            #[cfg(feature = "duckdb")]
+            TargetKind::DuckDb(duck) if duck.memory_limit_bytes / 2 < max_batch_bytes => {
+                Err(Problem::new(
+                    "target.memory_limit_bytes",
+                    format!(
+                        "must be at least twice load.max_batch_bytes ({max_batch_bytes} bytes): \
+                         with less, DuckDB writes each batch out to disk while merging it and \
+                         loading slows down by orders of magnitude"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Builds the destination and hands it to `load`.
+    pub async fn load<L: Load>(&self, load: L) -> Result<L::Output, Failure> {
+        match self {
+            #[cfg(feature = "duckdb")]
+            TargetKind::DuckDb(config) => {
+                load.run(sluice_duckdb::destination(config.clone()).map_err(target_failure)?)
+                    .await
+            }
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(config) => {
+                let destination =
+                    sluice_postgres_target::destination(config.clone()).map_err(target_failure)?;
+                load.run(destination).await
+            }
+        }
+    }
+
+    /// Opens the target for reading.
+    pub async fn inspector(&self) -> Result<TargetInspector, Unreadable> {
+        match self {
+            #[cfg(feature = "duckdb")]
+            TargetKind::DuckDb(config) => {
+                if !tokio::fs::try_exists(&config.path).await.unwrap_or(false) {
+                    return Err(Unreadable::NotCreated);
+                }
+                match sluice_duckdb::DuckDbInspector::open(config) {
+                    Ok(inspector) => Ok(TargetInspector::DuckDb(inspector)),
+                    Err(sluice_duckdb::Error::Locked { .. }) => Err(Unreadable::InUse),
+                    Err(e) => Err(Unreadable::Failed(target_failure(e))),
+                }
+            }
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(config) => {
+                let failed = |e| Unreadable::Failed(target_failure(e));
+                let connection = config.connection().map_err(failed)?;
+                let client = sluice_postgres::connect(&connection)
+                    .await
+                    .map_err(|e| Unreadable::Failed(target_failure(e)))?;
+                Ok(TargetInspector::Postgres(
+                    sluice_postgres::digest::PostgresInspector::new(client, config.schema.clone()),
+                ))
+            }
+        }
+    }
+
+    /// `(table, column)` of the target's text columns: with the type mapping, those a
+    /// destination changed to text when values arrived that the native type cannot hold.
+    /// Empty when the target cannot be read or never changes column types.
+    pub async fn text_columns(&self, tables: &[sluice_core::TableId]) -> Vec<(String, String)> {
+        match self {
+            #[cfg(feature = "duckdb")]
+            TargetKind::DuckDb(config) => {
+                let Ok(mut destination) = sluice_duckdb::destination(config.clone()) else {
+                    return Vec::new();
+                };
+                let Ok(conn) = destination.session_mut().reader().await else {
+                    return Vec::new();
+                };
+                let schema = config.schema.clone();
+                let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
+                tokio::task::spawn_blocking(move || {
+                    sluice_duckdb::text_columns(&conn, &schema, &names)
+                })
+                .await
+                .unwrap_or_default()
+            }
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(_) => Vec::new(),
+        }
+    }
+
+    /// Creates or replaces `statements` (`(what it does, SQL)`) in one transaction.
+    pub async fn run_script(&self, statements: Vec<(String, String)>) -> Result<(), Failure> {
+        match self {
+            #[cfg(feature = "duckdb")]
+            TargetKind::DuckDb(config) => {
+                let config = config.clone();
+                tokio::task::spawn_blocking(move || {
+                    sluice_duckdb::execute_script(
+                        &config,
+                        statements.iter().map(|(a, s)| (a.as_str(), s.as_str())),
+                    )
+                })
+                .await
+                .map_err(|e| Failure::fatal("target", e.into()))?
+                .map_err(|e| Failure::from_error("target", e))
+            }
+            #[cfg(feature = "postgres")]
+            TargetKind::Postgres(config) => sluice_postgres_target::execute_script(
+                config,
+                statements.iter().map(|(a, s)| (a.as_str(), s.as_str())),
+            )
+            .await
+            .map_err(|e| Failure::from_error("target", e)),
+        }
+    }
+}
+
+/// A failure of the target.
+fn target_failure<E>(e: E) -> Failure
+where
+    E: std::error::Error + sluice_core::Classify + Send + Sync + 'static,
+{
+    Failure::from_error("target", e)
+}
+
+/// What runs with the destination [`TargetKind::load`] builds (the pipeline's stages).
+pub trait Load {
+    type Output;
+
+    /// Runs with the destination.
+    fn run<D: sluice_core::Destination + 'static>(
+        self,
+        destination: D,
+    ) -> impl std::future::Future<Output = Result<Self::Output, Failure>>;
+}
+
+/// The configured target opened for reading.
+pub enum TargetInspector {
+    #[cfg(feature = "duckdb")]
+    DuckDb(sluice_duckdb::DuckDbInspector),
+    #[cfg(feature = "postgres")]
+    Postgres(sluice_postgres::digest::PostgresInspector),
+}
+
+/// An error of [`TargetInspector`]: the inspected target's own.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[cfg(feature = "duckdb")]
+    #[error(transparent)]
+    DuckDb(#[from] sluice_duckdb::Error),
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Postgres(#[from] sluice_postgres::Error),
+}
+
+impl sluice_core::Classify for InspectError {
+    fn class(&self) -> sluice_core::ErrorClass {
+        match self {
+            #[cfg(feature = "duckdb")]
+            InspectError::DuckDb(e) => e.class(),
+            #[cfg(feature = "postgres")]
+            InspectError::Postgres(e) => e.class(),
+        }
+    }
+}
+
+/// Runs the same call on whichever inspector this is, with its error as an [`InspectError`].
+macro_rules! on_inspector {
+    ($self:ident, $i:ident => $call:expr) => {
+        match $self {
+            #[cfg(feature = "duckdb")]
+            TargetInspector::DuckDb($i) => Ok($call.await?),
+            #[cfg(feature = "postgres")]
+            TargetInspector::Postgres($i) => Ok($call.await?),
+        }
+    };
+}
+
+impl sluice_core::digest::Inspect for TargetInspector {
+    type Error = InspectError;
+
+    async fn applied_lsn(
+        &mut self,
+        pipeline: &str,
+    ) -> Result<Option<sluice_core::Lsn>, InspectError> {
+        on_inspector!(self, i => i.applied_lsn(pipeline))
+    }
+
+    async fn checkpoint(
+        &mut self,
+        pipeline: &str,
+    ) -> Result<Option<sluice_core::Checkpoint>, InspectError> {
+        on_inspector!(self, i => i.checkpoint(pipeline))
+    }
+
+    async fn has_table(
+        &mut self,
+        relation: &sluice_core::RelationSchema,
+    ) -> Result<bool, InspectError> {
+        on_inspector!(self, i => i.has_table(relation))
+    }
+
+    async fn digest(
+        &mut self,
+        relation: &sluice_core::RelationSchema,
+        buckets: u32,
+    ) -> Result<sluice_core::digest::TableDigest, InspectError> {
+        on_inspector!(self, i => i.digest(relation, buckets))
+    }
+
+    async fn rows_in(
+        &mut self,
+        relation: &sluice_core::RelationSchema,
+        buckets: u32,
+        which: &[u32],
+    ) -> Result<Vec<sluice_core::digest::RowHash>, InspectError> {
+        on_inspector!(self, i => i.rows_in(relation, buckets, which))
+    }
 }

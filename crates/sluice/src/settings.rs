@@ -100,20 +100,9 @@ impl Settings {
             )]));
         }
         let target = registry::target(&config.target)?;
-        #[cfg(feature = "duckdb")]
-        if let TargetKind::DuckDb(duck) = &target
-            && duck.memory_limit_bytes / 2 < config.load.max_batch_bytes.0
-        {
-            return Err(ConfigError::Invalid(vec![Problem::new(
-                "target.memory_limit_bytes",
-                format!(
-                    "must be at least twice load.max_batch_bytes ({} bytes): with less, DuckDB \
-                     writes each batch out to disk while merging it and loading slows down by \
-                     orders of magnitude",
-                    config.load.max_batch_bytes.0
-                ),
-            )]));
-        }
+        target
+            .check_batch_bytes(config.load.max_batch_bytes.0)
+            .map_err(|problem| ConfigError::Invalid(vec![problem]))?;
         Ok(Settings {
             pipeline: config.pipeline.clone(),
             source,

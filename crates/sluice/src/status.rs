@@ -23,7 +23,7 @@ use sluice_core::{Checkpoint, LogPosition, Lsn};
 
 use crate::monitor::SyncState;
 use crate::park::Resync;
-use crate::registry::{LogKind, TargetKind};
+use crate::registry::{LogKind, Unreadable};
 use crate::settings::Settings;
 
 /// Width of the label column of the human output.
@@ -372,65 +372,29 @@ async fn read_source(settings: &Settings) -> Result<SourceState, String> {
 /// The target's report (without its checkpoint part) and its checkpoint.
 async fn read_target(settings: &Settings) -> (TargetReport, Option<Checkpoint>) {
     let pipeline = settings.pipeline.as_str();
-    match &settings.target {
-        #[cfg(feature = "duckdb")]
-        TargetKind::DuckDb(config) => {
-            let mut report = TargetReport {
-                kind: "duckdb",
-                location: config.path.display().to_string(),
-                schema: config.schema.clone(),
-                state: TargetState::Ready,
-                error: None,
-                checkpoint: None,
-            };
-            let path = std::path::PathBuf::from(&config.path);
-            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                report.state = TargetState::NotCreated;
-                return (report, None);
-            }
-            match sluice_duckdb::DuckDbInspector::open(config) {
-                Ok(inspector) => with_checkpoint(report, inspector, pipeline).await,
-                Err(sluice_duckdb::Error::Locked { .. }) => {
-                    report.state = TargetState::InUse;
-                    (report, None)
-                }
-                Err(e) => {
-                    report.state = TargetState::Error;
-                    report.error = Some(chain(&e));
-                    (report, None)
-                }
-            }
+    let target = &settings.target;
+    let mut report = TargetReport {
+        kind: target.name(),
+        location: target.location(),
+        schema: target.schema().to_owned(),
+        state: TargetState::Ready,
+        error: None,
+        checkpoint: None,
+    };
+    match target.inspector().await {
+        Ok(inspector) => with_checkpoint(report, inspector, pipeline).await,
+        Err(Unreadable::NotCreated) => {
+            report.state = TargetState::NotCreated;
+            (report, None)
         }
-        #[cfg(feature = "postgres")]
-        TargetKind::Postgres(config) => {
-            let mut report = TargetReport {
-                kind: "postgres",
-                location: config.redacted_url(),
-                schema: config.schema.clone(),
-                state: TargetState::Ready,
-                error: None,
-                checkpoint: None,
-            };
-            let client = match config.connection() {
-                Ok(connection) => sluice_postgres::connect(&connection)
-                    .await
-                    .map_err(|e| chain(&e)),
-                Err(e) => Err(chain(&e)),
-            };
-            match client {
-                Ok(client) => {
-                    let inspector = sluice_postgres::digest::PostgresInspector::new(
-                        client,
-                        config.schema.clone(),
-                    );
-                    with_checkpoint(report, inspector, pipeline).await
-                }
-                Err(e) => {
-                    report.state = TargetState::Error;
-                    report.error = Some(e);
-                    (report, None)
-                }
-            }
+        Err(Unreadable::InUse) => {
+            report.state = TargetState::InUse;
+            (report, None)
+        }
+        Err(Unreadable::Failed(failure)) => {
+            report.state = TargetState::Error;
+            report.error = Some(format!("{:#}", failure.error));
+            (report, None)
         }
     }
 }

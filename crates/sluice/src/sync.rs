@@ -20,7 +20,7 @@ use crate::Failure;
 use crate::cli::Stage;
 use crate::loader::{self, LoaderControl, LoaderReport};
 use crate::monitor::{self, MonitorConfig};
-use crate::registry::{LogKind, TargetKind};
+use crate::registry::{Load, LogKind};
 use crate::settings::Settings;
 use crate::telemetry;
 
@@ -70,19 +70,21 @@ impl SyncOptions {
 /// Runs the pipeline until `stop` is cancelled (or, with `until_caught_up`, until everything
 /// committed at start is loaded).
 pub async fn run(settings: Settings, options: SyncOptions) -> Result<SyncReport, Failure> {
-    match settings.target.clone() {
-        #[cfg(feature = "duckdb")]
-        TargetKind::DuckDb(target) => {
-            let destination =
-                sluice_duckdb::destination(target).map_err(|e| Failure::from_error("target", e))?;
-            run_stages(settings, destination, options).await
-        }
-        #[cfg(feature = "postgres")]
-        TargetKind::Postgres(target) => {
-            let destination = sluice_postgres_target::destination(target)
-                .map_err(|e| Failure::from_error("target", e))?;
-            run_stages(settings, destination, options).await
-        }
+    let target = settings.target.clone();
+    target.load(Pipeline { settings, options }).await
+}
+
+/// The pipeline, run with the destination the registry builds.
+struct Pipeline {
+    settings: Settings,
+    options: SyncOptions,
+}
+
+impl Load for Pipeline {
+    type Output = SyncReport;
+
+    async fn run<D: Destination + 'static>(self, destination: D) -> Result<SyncReport, Failure> {
+        run_stages(self.settings, destination, self.options).await
     }
 }
 

@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 use sluice_postgres::{SourceConfig, quote_ident};
 
 use crate::Failure;
-use crate::registry::{LogKind, TargetKind};
+use crate::registry::LogKind;
 use crate::settings::Settings;
 
 /// Why nothing (or not everything) was dropped.
@@ -150,22 +150,12 @@ fn print_kept(settings: &Settings) {
             options.dir.display()
         ),
     }
-    match &settings.target {
-        #[cfg(feature = "duckdb")]
-        TargetKind::DuckDb(config) => println!(
-            "kept the target schema {} in \"{}\" (DROP SCHEMA {} CASCADE, or delete the file, if no longer wanted)",
-            quote_ident(&config.schema),
-            config.path.display(),
-            quote_ident(&config.schema)
-        ),
-        #[cfg(feature = "postgres")]
-        TargetKind::Postgres(config) => println!(
-            "kept the target schema {} at {} (DROP SCHEMA {} CASCADE if no longer wanted)",
-            quote_ident(&config.schema),
-            config.redacted_url(),
-            quote_ident(&config.schema)
-        ),
-    }
+    let target = &settings.target;
+    let schema = target.quote_ident(target.schema());
+    println!(
+        "kept the target schema {schema} in {} (DROP SCHEMA {schema} CASCADE if no longer wanted)",
+        target.location(),
+    );
 }
 
 /// Asks `question` on the terminal; only `y` or `yes` agree.

@@ -11,7 +11,7 @@ use sluice_core::digest::{Inspect, RowDiff, TableDigest, diff_rows, display_key}
 use sluice_core::{Lsn, RelationSchema};
 
 use crate::Failure;
-use crate::registry::TargetKind;
+use crate::registry::Unreadable;
 use crate::settings::Settings;
 
 /// How `verify` compares.
@@ -49,26 +49,30 @@ struct Report {
 
 /// Compares; returns whether source and target are equal.
 pub async fn run(settings: &Settings, options: VerifyOptions) -> Result<bool, Failure> {
-    match &settings.target {
-        #[cfg(feature = "duckdb")]
-        TargetKind::DuckDb(config) => {
-            let inspector = sluice_duckdb::DuckDbInspector::open(config)
-                .map_err(|e| Failure::from_error("target", e))?;
-            compare(settings, inspector, options).await
+    let inspector = match settings.target.inspector().await {
+        Ok(inspector) => inspector,
+        Err(Unreadable::Failed(failure)) => return Err(failure),
+        Err(Unreadable::InUse) => {
+            return Err(Failure::fatal(
+                "target",
+                anyhow::anyhow!(
+                    "the target {} is in use by another process (a running sluice sync); stop \
+                     it or verify while it is not running",
+                    settings.target.location()
+                ),
+            ));
         }
-        #[cfg(feature = "postgres")]
-        TargetKind::Postgres(config) => {
-            let connection = config
-                .connection()
-                .map_err(|e| Failure::from_error("target", e))?;
-            let client = sluice_postgres::connect(&connection)
-                .await
-                .map_err(|e| Failure::from_error("target", e))?;
-            let inspector =
-                sluice_postgres::digest::PostgresInspector::new(client, config.schema.clone());
-            compare(settings, inspector, options).await
+        Err(Unreadable::NotCreated) => {
+            return Err(Failure::fatal(
+                "target",
+                anyhow::anyhow!(
+                    "the target {} does not exist yet: run sluice sync first",
+                    settings.target.location()
+                ),
+            ));
         }
-    }
+    };
+    compare(settings, inspector, options).await
 }
 
 async fn compare<I: Inspect>(

@@ -13,7 +13,6 @@
 //! opened read-write only for the install, and the install fails while `sluice sync` holds it.
 
 use crate::Failure;
-use crate::registry::TargetKind;
 use crate::settings::Settings;
 
 /// One KPI view: its name and its `CREATE OR REPLACE VIEW` statement with `{schema}` unfilled.
@@ -136,11 +135,10 @@ pub fn catalog(dialect: &str) -> Result<&'static [View], Unsupported> {
 pub struct Unsupported(String);
 
 impl View {
-    /// The statement creating this view in `schema`.
-    pub fn statement(&self, schema: &str) -> String {
-        // DuckDB quotes identifiers exactly as PostgreSQL does.
-        self.sql
-            .replace(SCHEMA_PLACEHOLDER, &sluice_postgres::quote_ident(schema))
+    /// The statement creating this view in the schema `quoted_schema` (quoted for the
+    /// target's dialect).
+    pub fn statement(&self, quoted_schema: &str) -> String {
+        self.sql.replace(SCHEMA_PLACEHOLDER, quoted_schema)
     }
 
     /// What installing it is called in errors.
@@ -167,55 +165,16 @@ pub struct Installed {
 /// transaction.
 pub async fn install(settings: &Settings) -> Result<Installed, Failure> {
     let unsupported = |e: Unsupported| Failure::fatal("target", e.into());
-    match &settings.target {
-        #[cfg(feature = "duckdb")]
-        TargetKind::DuckDb(config) => {
-            let views = catalog("duckdb").map_err(unsupported)?;
-            let schema = config.schema.clone();
-            let config = config.clone();
-            tokio::task::spawn_blocking(move || {
-                let statements: Vec<(String, String)> = views
-                    .iter()
-                    .map(|v| (v.action(), v.statement(&config.schema)))
-                    .collect();
-                sluice_duckdb::execute_script(
-                    &config,
-                    statements.iter().map(|(a, s)| (a.as_str(), s.as_str())),
-                )
-            })
-            .await
-            .map_err(|e| Failure::fatal("target", e.into()))?
-            .map_err(|e| Failure::from_error("target", e))?;
-            Ok(installed("duckdb", schema, views))
-        }
-        #[cfg(feature = "postgres")]
-        TargetKind::Postgres(config) => {
-            let views = catalog("postgres").map_err(unsupported)?;
-            let target = |e| Failure::from_error("target", e);
-            let client_error = |action: String| {
-                move |source| {
-                    Failure::from_error("target", sluice_postgres::Error::Client { action, source })
-                }
-            };
-            let connection = config.connection().map_err(target)?;
-            let mut client = sluice_postgres::connect(&connection)
-                .await
-                .map_err(|e| Failure::from_error("target", e))?;
-            let tx = client
-                .transaction()
-                .await
-                .map_err(client_error("starting a transaction".into()))?;
-            for view in views {
-                tx.batch_execute(&view.statement(&config.schema))
-                    .await
-                    .map_err(client_error(view.action()))?;
-            }
-            tx.commit()
-                .await
-                .map_err(client_error("committing".into()))?;
-            Ok(installed("postgres", config.schema.clone(), views))
-        }
-    }
+    let target = &settings.target;
+    let views = catalog(target.views_dialect()).map_err(unsupported)?;
+    let schema = target.schema().to_owned();
+    let quoted = target.quote_ident(&schema);
+    let statements = views
+        .iter()
+        .map(|v| (v.action(), v.statement(&quoted)))
+        .collect();
+    target.run_script(statements).await?;
+    Ok(installed(target.views_dialect(), schema, views))
 }
 
 fn installed(dialect: &'static str, schema: String, views: &[View]) -> Installed {
@@ -247,7 +206,7 @@ mod tests {
     fn each_file_creates_its_own_view_in_the_schema() {
         for dialect in DIALECTS {
             for view in catalog(dialect).expect("dialect") {
-                let sql = view.statement("raw");
+                let sql = view.statement("\"raw\"");
                 let create = format!("CREATE OR REPLACE VIEW \"raw\".{} AS", view.name);
                 assert_eq!(
                     sql.matches("CREATE OR REPLACE VIEW").count(),
@@ -265,7 +224,7 @@ mod tests {
     #[test]
     fn the_schema_is_quoted() {
         let view = catalog("postgres").expect("dialect")[0];
-        let sql = view.statement("we\"ird schema");
+        let sql = view.statement("\"we\"\"ird schema\"");
         assert!(sql.contains("CREATE OR REPLACE VIEW \"we\"\"ird schema\".stock_on_hand AS"));
         assert!(sql.contains("FROM \"we\"\"ird schema\".stock_snapshot"));
     }
@@ -278,7 +237,7 @@ mod tests {
                 for later in &views[i + 1..] {
                     let reads = format!("\"raw\".{} ", later.name);
                     assert!(
-                        !view.statement("raw").contains(&reads),
+                        !view.statement("\"raw\"").contains(&reads),
                         "{dialect}/{} reads {} which is installed after it",
                         view.name,
                         later.name
