@@ -628,6 +628,79 @@ async fn unsafe_type_change_parks_only_that_table() {
     );
 }
 
+/// A value the target refuses (an array whose dimensions differ from its DuckDB list column's)
+/// parks only its table: the other table keeps loading, `sluice status` names the table, the
+/// column and the key, and `sluice verify` exits 3 reporting the table as parked.
+#[tokio::test]
+async fn a_refused_value_parks_only_its_table() {
+    let db = fresh(
+        "CREATE TABLE t (id int PRIMARY KEY, a int[]);
+         CREATE TABLE other (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, ARRAY[g, g + 1] FROM generate_series(1, 5) g;
+         INSERT INTO other SELECT g, 'o' || g FROM generate_series(1, 10) g;",
+    )
+    .await;
+    let pipeline = Pipeline::new(&db, &["public.t", "public.other"], "");
+    pipeline.sync_until_caught_up();
+    execute_all(
+        &db,
+        &[
+            "UPDATE other SET v = 'before' WHERE id = 1",
+            // Two dimensions where the column holds one: the target refuses the value.
+            "BEGIN; INSERT INTO t VALUES (42, '{{1,2},{3,4}}'); UPDATE other SET v = 'same txn' WHERE id = 2; COMMIT",
+            "UPDATE t SET a = ARRAY[7] WHERE id = 1",
+            "UPDATE other SET v = 'after' WHERE id = 3",
+        ],
+    )
+    .await;
+    let (ok, out) = run(&pipeline, &["sync", "--until-caught-up"]);
+    assert!(ok, "sync goes on without the parked table:\n{out}");
+    assert!(
+        out.contains("table \"raw\".\"t\" column \"a\" at key (id)=(42)"),
+        "the error names the table, the column and the key:\n{out}"
+    );
+    assert!(
+        !out.contains("{{1,2},{3,4}}"),
+        "the value itself stays out of the logs:\n{out}"
+    );
+    {
+        let wh = pipeline.warehouse();
+        assert_same(&db, &wh, "other", PK).await;
+        assert_eq!(
+            count(&wh, "SELECT count(*) FROM raw.t WHERE id = 42"),
+            0,
+            "nothing of the parked table after the park"
+        );
+    }
+    let status = Command::new(sluice_bin())
+        .args(["status", "--json", "-c"])
+        .arg(&pipeline.config)
+        .output()
+        .expect("run status");
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let parked = report["target"]["checkpoint"]["parked"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no parked tables: {report}"));
+    assert_eq!(parked.len(), 1, "{report}");
+    assert_eq!(parked[0]["table"], "public.t");
+    let reason = parked[0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("column \"a\" at key (id)=(42)") && reason.contains("2 dimensions"),
+        "{reason}"
+    );
+    let verify = Command::new(sluice_bin())
+        .args(["verify", "-c"])
+        .arg(&pipeline.config)
+        .output()
+        .expect("run verify");
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(3), "verify reports a difference:\n{out}");
+    assert!(
+        out.contains("PARKED    public.t") && out.contains("equal     public.other"),
+        "verify reports the table as parked and the other as equal:\n{out}"
+    );
+}
+
 /// `sluice check` lists the columns the target keeps as exact text (DuckDB: unconstrained
 /// numeric, types without a DuckDB counterpart), and only those.
 #[tokio::test]

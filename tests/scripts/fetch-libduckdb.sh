@@ -25,12 +25,11 @@ mkdir -p "$CACHE"
 if [ ! -f "$TGZ" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  if command -v npm >/dev/null 2>&1; then
-    (cd "$tmp" && npm pack --silent "$PACKAGE@$VERSION" >/dev/null)
-  else
-    curl -fsSL -o "$tmp/duckdb-node-bindings-linux-x64-$VERSION.tgz" \
-      "https://registry.npmjs.org/$PACKAGE/-/node-bindings-linux-x64-$VERSION.tgz"
-  fi
+  command -v npm >/dev/null 2>&1 || {
+    echo "fetch-libduckdb: npm is needed to fetch $PACKAGE (apt-get install npm)" >&2
+    exit 2
+  }
+  (cd "$tmp" && npm pack --silent "$PACKAGE@$VERSION" >/dev/null)
   mv "$tmp/duckdb-node-bindings-linux-x64-$VERSION.tgz" "$TGZ"
 fi
 echo "$SHA256  $TGZ" | sha256sum -c --quiet - || {

@@ -11,14 +11,14 @@
 //! `system`, falling back to the bundled Mozilla roots when the platform has none. Signatures
 //! of the handshake itself are always checked, whatever the certificate policy.
 
-use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::{Error as PemError, PemObject as _};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -98,10 +98,12 @@ fn root_store(cfg: &SourceConfig) -> Result<RootCertStore> {
                 path: path.to_path_buf(),
                 source,
             };
-            let file = File::open(path).map_err(err)?;
-            let certs = rustls_pemfile::certs(&mut BufReader::new(file))
-                .collect::<io::Result<Vec<_>>>()
-                .map_err(err)?;
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| match e {
+                    PemError::Io(io) => err(io),
+                    other => err(io::Error::new(io::ErrorKind::InvalidData, other.to_string())),
+                })?;
             let (added, _ignored) = store.add_parsable_certificates(certs);
             if added == 0 {
                 return Err(err(io::Error::new(

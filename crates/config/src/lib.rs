@@ -358,16 +358,24 @@ impl Config {
 /// double-quoted to hold dots or upper case: `"My Schema"."Order.Items"`.
 pub fn parse_table_pattern(pattern: &str) -> Result<(String, Option<String>), String> {
     let parts = split_qualified(pattern)
-        .ok_or_else(|| format!("{pattern:?} is not of the form schema.table or schema.*"))?;
+        .ok_or_else(|| not_a_table_pattern(pattern))?;
     match parts.as_slice() {
         [(schema, _), (table, quoted)] if !schema.is_empty() && !table.is_empty() => {
             let table = (table != "*" || *quoted).then(|| table.clone());
             Ok((schema.clone(), table))
         }
-        _ => Err(format!(
-            "{pattern:?} is not of the form schema.table or schema.*"
-        )),
+        _ => Err(not_a_table_pattern(pattern)),
     }
+}
+
+/// The error for a table pattern that does not parse, with how to write names that hold a
+/// dot or a double quote.
+fn not_a_table_pattern(pattern: &str) -> String {
+    format!(
+        "{pattern:?} is not of the form schema.table or schema.*; write a name that holds a dot, \
+         a double quote or upper case in double quotes, with inner double quotes doubled, as in \
+         SQL: public.\"we\"\"ird.name\""
+    )
 }
 
 /// Splits a dotted name into parts, honouring double quotes (`""` inside quotes is a quote).

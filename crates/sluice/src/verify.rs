@@ -32,10 +32,21 @@ struct TableReport {
     target_rows: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
+    /// Set when the loader parked the table: it is not compared, since its changes after the
+    /// park are not loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parked: Option<Parked>,
     differing_buckets: usize,
     missing_in_target: Vec<String>,
     only_in_target: Vec<String>,
     different: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Parked {
+    /// The source position the target holds the table at.
+    at_lsn: String,
+    reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -88,10 +99,12 @@ async fn compare<I: Inspect>(
     let tables = sluice_postgres::resolve_tables(&client, &settings.capture.tables)
         .await
         .map_err(source_err)?;
-    let applied = target
-        .applied_lsn(&settings.pipeline)
+    let checkpoint = target
+        .checkpoint(&settings.pipeline)
         .await
         .map_err(target_err)?;
+    let applied = checkpoint.as_ref().map(|c| c.applied_lsn);
+    let parked = checkpoint.map(|c| c.parked).unwrap_or_default();
     // One snapshot for every table.
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -108,6 +121,10 @@ async fn compare<I: Inspect>(
         .get(0);
     let mut reports = Vec::new();
     for table in &tables {
+        if let Some(park) = parked.iter().find(|p| p.table == *table) {
+            reports.push(parked_report(park));
+            continue;
+        }
         let relation = sluice_postgres::relation_schema(txn, table)
             .await
             .map_err(source_err)?;
@@ -179,6 +196,25 @@ async fn compare<I: Inspect>(
     Ok(equal)
 }
 
+/// A parked table's report: not equal, and not compared.
+fn parked_report(park: &sluice_core::ParkedTable) -> TableReport {
+    TableReport {
+        table: park.table.to_string(),
+        equal: false,
+        source_rows: 0,
+        target_rows: 0,
+        note: None,
+        parked: Some(Parked {
+            at_lsn: park.lsn.to_string(),
+            reason: park.reason.clone(),
+        }),
+        differing_buckets: 0,
+        missing_in_target: Vec::new(),
+        only_in_target: Vec::new(),
+        different: Vec::new(),
+    }
+}
+
 fn table_report(
     relation: &RelationSchema,
     source: &TableDigest,
@@ -201,6 +237,7 @@ fn table_report(
         source_rows: rows(source),
         target_rows: rows(target),
         note: (!has_table).then(|| "the target has no such table".to_owned()),
+        parked: None,
         differing_buckets,
         missing_in_target: keys(diff.missing),
         only_in_target: keys(diff.extra),
@@ -225,6 +262,13 @@ fn print(report: &Report, json: bool, applied: Option<Lsn>) {
     for t in &report.tables {
         if t.equal {
             println!("equal     {}: {} rows", t.table, t.source_rows);
+            continue;
+        }
+        if let Some(park) = &t.parked {
+            println!(
+                "PARKED    {}: not loaded since {} ({}); `sluice status` gives the resync steps",
+                t.table, park.at_lsn, park.reason
+            );
             continue;
         }
         println!(
