@@ -118,7 +118,9 @@ pub struct ReadRecord {
 /// - **Positions**: each returned record carries the position just after it; storing that
 ///   position and later calling `seek` with it resumes with the next record.
 /// - **Retention**: records before a position passed to `release` may be deleted. A log never
-///   deletes what a reader has not released.
+///   deletes what a reader has not released. Seeking to a position whose next record is no
+///   longer retained fails (in `seek`, or at the latest in the next `read`); a reader never
+///   skips ahead to the oldest retained record.
 /// - **Corruption**: a damaged record is an error naming where it is; it is never skipped.
 /// - **Cancellation**: `read` is cancellation safe (dropping it loses nothing).
 pub trait ChangeLogReader: Send {

@@ -27,6 +27,7 @@ mod template;
 
 pub mod conformance;
 pub mod fixtures;
+pub mod log_conformance;
 pub mod proxy;
 
 pub use certificate::{CertificateAuthority, ServerCertificate};
