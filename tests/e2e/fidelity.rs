@@ -694,7 +694,11 @@ async fn a_refused_value_parks_only_its_table() {
         .output()
         .expect("run verify");
     let out = String::from_utf8_lossy(&verify.stdout);
-    assert_eq!(verify.status.code(), Some(3), "verify reports a difference:\n{out}");
+    assert_eq!(
+        verify.status.code(),
+        Some(3),
+        "verify reports a difference:\n{out}"
+    );
     assert!(
         out.contains("PARKED    public.t") && out.contains("equal     public.other"),
         "verify reports the table as parked and the other as equal:\n{out}"

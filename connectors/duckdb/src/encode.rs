@@ -423,54 +423,17 @@ mod tests {
     }
 
     #[test]
-    fn rows() {
-        use sluice_core::{Lsn, Row, RowOp, Value};
-        use sluice_sql::TargetColumn;
-        let stage_row =
-            |row, columns| sluice_warehouse::staging::stage_row(row, columns, &stage_value);
-        let columns = vec![
-            TargetColumn {
-                name: "id".into(),
-                ty: DuckType::Integer,
-                key: true,
-            },
-            TargetColumn {
-                name: "big".into(),
-                ty: DuckType::Blob,
-                key: false,
-            },
-        ];
-        let row = Row {
-            op: RowOp::Upsert,
-            values: vec![Value::from("1"), Value::Unchanged],
-            lsn: Lsn(7),
-            commit_ts: 9,
-            moved_from: None,
-        };
-        let staged = stage_row(&row, &columns).expect("stages");
-        assert_eq!(staged.values, vec![Some("1".into()), None]);
-        assert_eq!(staged.values[0], Some(Cow::Borrowed("1")));
-        assert_eq!(staged.unchanged.as_deref(), Some("01"));
-        assert_eq!(staged.moved_from, vec![None]);
-        let moved = Row {
-            moved_from: Some(vec![Value::from("3")]),
-            ..row.clone()
-        };
-        let staged = stage_row(&moved, &columns).expect("stages");
-        assert_eq!(staged.moved_from, vec![Some("3".into())]);
-        assert_eq!((staged.op, staged.lsn, staged.commit_ts), ("U", 7, 9));
-        let bad = Row {
-            values: vec![Value::from("1"), Value::from("nothex")],
-            ..row.clone()
-        };
-        assert_eq!(stage_row(&bad, &columns).err().map(|e| e.0), Some(1));
-        // A delete stages only its key: the old image's other values are not checked.
-        let delete = Row {
-            op: RowOp::Delete,
-            ..bad.clone()
-        };
-        let staged = stage_row(&delete, &columns).expect("stages");
-        assert_eq!(staged.values, vec![Some("1".into()), None]);
-        assert_eq!(staged.unchanged, None);
+    fn staged_values_are_rewritten_or_refused_for_their_column() {
+        assert_eq!(
+            stage_value("\\x0a1b", &DuckType::Blob),
+            Ok(Cow::Borrowed("0a1b")),
+            "bytea loses its prefix, borrowed"
+        );
+        assert_eq!(stage_value("7", &DuckType::Integer), Ok(Cow::Borrowed("7")));
+        let refused = stage_value("nothex", &DuckType::Blob).expect_err("not hex");
+        assert!(
+            !refused.contains("nothex"),
+            "the reason never quotes the value: {refused}"
+        );
     }
 }

@@ -5,16 +5,7 @@ use sluice_core::{DeleteMode, Destination, Value};
 
 use crate::support::*;
 
-fn orders() -> std::sync::Arc<sluice_core::RelationSchema> {
-    rel(
-        "orders",
-        &[
-            ("id", oid::INT4, -1, true),
-            ("status", oid::TEXT, -1, false),
-            ("note", oid::TEXT, -1, false),
-        ],
-    )
-}
+use sluice_testkit::records::{order_history, orders};
 
 const ROWS: &str =
     "SELECT id, status, note, _sluice_lsn, _sluice_deleted FROM raw.orders ORDER BY id";
@@ -23,22 +14,9 @@ const ROWS: &str =
 async fn insert_update_soft_delete_undelete() {
     let r = orders();
     let mut t = Target::new(DeleteMode::Soft).await;
-    t.apply(&[
-        txn(
-            10,
-            vec![
-                ins(&r, vals(&[Some("1"), Some("new"), Some("a")])),
-                ins(&r, vals(&[Some("2"), Some("new"), Some("b")])),
-            ],
-        ),
-        txn(
-            20,
-            vec![upd(&r, None, vals(&[Some("1"), Some("paid"), None]))],
-        ),
-    ])
-    .await;
-    t.apply(&[txn(30, vec![del(&r, vals(&[Some("2"), None, None]))])])
-        .await;
+    for records in order_history() {
+        t.apply(&records).await;
+    }
     assert_eq!(
         t.lines(ROWS).await,
         vec!["1|paid|NULL|20|f", "2|new|b|30|t"],

@@ -102,7 +102,10 @@ fn root_store(cfg: &SourceConfig) -> Result<RootCertStore> {
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| match e {
                     PemError::Io(io) => err(io),
-                    other => err(io::Error::new(io::ErrorKind::InvalidData, other.to_string())),
+                    other => err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        other.to_string(),
+                    )),
                 })?;
             let (added, _ignored) = store.add_parsable_certificates(certs);
             if added == 0 {

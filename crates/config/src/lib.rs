@@ -357,8 +357,7 @@ impl Config {
 /// Splits `schema.table` / `schema.*` into its parts (`None` table for `*`). A part may be
 /// double-quoted to hold dots or upper case: `"My Schema"."Order.Items"`.
 pub fn parse_table_pattern(pattern: &str) -> Result<(String, Option<String>), String> {
-    let parts = split_qualified(pattern)
-        .ok_or_else(|| not_a_table_pattern(pattern))?;
+    let parts = split_qualified(pattern).ok_or_else(|| not_a_table_pattern(pattern))?;
     match parts.as_slice() {
         [(schema, _), (table, quoted)] if !schema.is_empty() && !table.is_empty() => {
             let table = (table != "*" || *quoted).then(|| table.clone());

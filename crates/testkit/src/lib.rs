@@ -29,6 +29,7 @@ pub mod conformance;
 pub mod fixtures;
 pub mod log_conformance;
 pub mod proxy;
+pub mod records;
 
 pub use certificate::{CertificateAuthority, ServerCertificate};
 pub use cluster::{AuthMethod, FAST_STOP_TIMEOUT, PgCluster, PgClusterBuilder, ShutdownMode};
