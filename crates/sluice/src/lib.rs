@@ -5,7 +5,6 @@ pub mod check;
 pub mod cli;
 pub mod failure;
 pub mod init;
-pub mod loader;
 pub mod monitor;
 pub mod park;
 pub mod progress;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use sluice_config::{Config, ConfigError, Problem};
+use sluice_loader::BatchLimits;
 use sluice_postgres::{CaptureOptions, SnapshotOptions, SourceConfig, TablePattern};
 
-use crate::loader::BatchLimits;
 use crate::registry::{self, LogKind, TargetKind};
 
 /// The directory, inside the change log's, where transactions streamed before their commit

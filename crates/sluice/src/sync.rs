@@ -11,14 +11,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sluice_core::telemetry::Stats;
 use sluice_core::{
-    ChangeLogReader, ChangeLogWriter, Destination, ErrorClass, LastAppended, LogPosition, LogRecord,
+    ChangeLogReader, ChangeLogWriter, Classify, Destination, ErrorClass, LastAppended, LogPosition,
+    LogRecord,
 };
+use sluice_loader::{self as loader, LoadError, LoaderControl, LoaderReport, ResyncHint};
 use sluice_postgres::{Capture, CaptureControl, CaptureReport};
 use tokio_util::sync::CancellationToken;
 
 use crate::Failure;
 use crate::cli::Stage;
-use crate::loader::{self, LoaderControl, LoaderReport};
 use crate::monitor::{self, MonitorConfig};
 use crate::registry::{Load, LogKind};
 use crate::settings::Settings;
@@ -282,7 +283,10 @@ where
             shutdown: stop.clone(),
             input_done: input_done.clone(),
             stats: stats.clone(),
-            resync: crate::park::Resync::from_settings(settings),
+            resync: {
+                let resync = crate::park::Resync::from_settings(settings);
+                ResyncHint::new(move |table| resync.hint(table))
+            },
         };
         let pipeline = settings.pipeline.clone();
         let limits = settings.limits;
@@ -292,7 +296,8 @@ where
                 match loader::run(&mut reader, &mut destination, &pipeline, limits, &control).await
                 {
                     Ok(report) => break Ok(report),
-                    Err(failure) => {
+                    Err(error) => {
+                        let failure = load_failure(error);
                         if failure.what == "target" {
                             control.stats.target_up.store(false, Ordering::Relaxed);
                         }
@@ -333,6 +338,17 @@ where
     monitor_stop.cancel();
     let _ = monitor_task.await;
     outcome.map(|()| report)
+}
+
+/// The loader's error as the supervisor handles it: the side that failed names the stage part,
+/// and the side's error is the chain printed.
+fn load_failure(error: LoadError) -> Failure {
+    Failure {
+        class: error.class(),
+        what: error.what(),
+        table: error.wedged_table().cloned(),
+        error: anyhow::Error::from_boxed(error.into_source()),
+    }
 }
 
 /// Retry bookkeeping of one stage.
@@ -397,6 +413,25 @@ fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_errors_keep_their_side_class_table_and_chain() {
+        let table = sluice_core::TableId::new("public", "t");
+        let wedged = load_failure(LoadError::Target {
+            class: ErrorClass::Definite,
+            table: Some(table.clone()),
+            source: "column \"c\" changed type".into(),
+        });
+        assert_eq!(wedged.parks(), Some(&table));
+        assert_eq!(wedged.to_string(), "target: column \"c\" changed type");
+        let log = load_failure(LoadError::ChangeLog {
+            class: ErrorClass::Fatal,
+            source: Box::new(std::io::Error::other("segment 3 is damaged")),
+        });
+        assert_eq!((log.what, log.class), ("change log", ErrorClass::Fatal));
+        assert_eq!(log.parks(), None);
+        assert_eq!(log.to_string(), "change log: segment 3 is damaged");
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
