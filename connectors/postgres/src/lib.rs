@@ -21,11 +21,13 @@ mod error;
 mod ident;
 mod ledger;
 mod prerequisites;
+mod progress;
 mod publication;
 mod replication;
 mod slot;
 pub mod snapshot;
 mod spill;
+mod startup;
 mod tls;
 
 pub use capture::{Capture, CaptureControl, CaptureOptions, CaptureReport};

@@ -184,34 +184,32 @@ pub async fn copy_table<S: RowSink>(
     Ok(total)
 }
 
-/// Capture's start with an unfinished snapshot (or none): continues it when the ledger allows
-/// (see the module docs), else drops the slot if there is one and takes the snapshot again.
-/// Returns the snapshot rows copied.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn unfinished<W: ChangeLogWriter>(
-    source: &SourceConfig,
-    slot: &str,
+/// The chunk ledger of an unfinished snapshot that can be continued: it describes the
+/// snapshot the change log ends in and the slot's position (see [`matches_log`]).
+pub(crate) struct Resumable {
+    path: PathBuf,
+    ledger: Ledger,
+}
+
+/// Reads the chunk ledger and checks it against the change log's last record, the slot and
+/// the captured tables; `Err` says why the snapshot cannot be continued.
+pub(crate) fn resumable(
     options: &SnapshotOptions,
-    repl: &mut ReplicationClient,
-    log: &mut W,
+    last: Option<LastAppended>,
+    slot: &SlotState,
     tables: &[TableId],
-    existing: Option<&SlotState>,
-    stats: &Stats,
-) -> Result<u64> {
-    if let (Some(state), Some(path)) = (existing, options.ledger.as_deref()) {
-        match resume(source, options, path, log, tables, state, stats).await? {
-            Ok(rows) => return Ok(rows),
-            Err(why) => {
-                tracing::info!(slot, reason = %why, "snapshot was not finished and cannot be resumed: re-creating the slot");
-            }
-        }
-    } else if existing.is_some() {
-        tracing::info!(slot, "snapshot was not finished: re-creating the slot");
-    }
-    if existing.is_some() {
-        repl.drop_slot(slot, false).await?;
-    }
-    take(source, slot, options, repl, log, tables, stats).await
+) -> std::result::Result<Resumable, String> {
+    let path = options
+        .ledger
+        .clone()
+        .ok_or("no snapshot ledger is kept (resuming is off)")?;
+    let ledger = match Ledger::load(&path) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Err("no snapshot ledger".to_owned()),
+        Err(why) => return Err(format!("the snapshot ledger is unusable: {why}")),
+    };
+    matches_log(&ledger, last, slot, tables)?;
+    Ok(Resumable { path, ledger })
 }
 
 /// Creates the slot with an exported snapshot, plans the chunks, and copies every table into
@@ -292,24 +290,17 @@ pub(crate) async fn take<W: ChangeLogWriter>(
 }
 
 /// Continues an unfinished snapshot under a new temporary snapshot (see the module docs).
-/// `Ok(Err(reason))`: it cannot be continued, the snapshot must start over.
-async fn resume<W: ChangeLogWriter>(
+/// `Ok(Err(reason))`: it cannot be continued after all, the snapshot must start over.
+pub(crate) async fn resume<W: ChangeLogWriter>(
     source: &SourceConfig,
     options: &SnapshotOptions,
-    path: &Path,
+    resumable: Resumable,
     log: &mut W,
     tables: &[TableId],
-    slot: &SlotState,
     stats: &Stats,
 ) -> Result<std::result::Result<u64, String>> {
-    let mut ledger = match Ledger::load(path) {
-        Ok(Some(l)) => l,
-        Ok(None) => return Ok(Err("no snapshot ledger".to_owned())),
-        Err(why) => return Ok(Err(format!("the snapshot ledger is unusable: {why}"))),
-    };
-    if let Err(why) = matches_log(&ledger, log.last_appended(), slot, tables) {
-        return Ok(Err(why));
-    }
+    let Resumable { path, mut ledger } = resumable;
+    let path = path.as_path();
     // A second replication connection: its temporary slot exports a snapshot at a new
     // consistent point and disappears when the connection ends.
     let mut temp = ReplicationClient::connect(source).await?;
