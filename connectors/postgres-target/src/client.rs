@@ -5,7 +5,7 @@ use std::pin::pin;
 
 use bytes::Bytes;
 use futures_util::SinkExt as _;
-use sluice_postgres::SourceConfig;
+use sluice_postgres_client::PgConfig as SourceConfig;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ pub(crate) struct Client {
 impl Client {
     /// Connects (TLS as `sslmode` says) and prepares the session.
     pub(crate) async fn connect(config: &SourceConfig) -> Result<Client> {
-        let inner = sluice_postgres::connect(config)
+        let inner = sluice_postgres_client::connect(config)
             .await
             .map_err(|source| Error::Connect {
                 target: config.to_string(),

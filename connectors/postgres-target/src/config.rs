@@ -16,7 +16,7 @@ use std::fmt;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use sluice_core::DeleteMode;
-use sluice_postgres::SourceConfig;
+use sluice_postgres_client::PgConfig as SourceConfig;
 
 use crate::error::{Error, Result};
 

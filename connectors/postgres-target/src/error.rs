@@ -24,7 +24,7 @@ pub enum Error {
         /// The URL without its password.
         target: String,
         #[source]
-        source: sluice_postgres::Error,
+        source: sluice_postgres_client::Error,
     },
 
     /// A statement failed.

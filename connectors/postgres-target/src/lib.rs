@@ -11,8 +11,9 @@
 //! `_sluice_lsn` casts them from the source's own text output, and the checkpoint row in
 //! `_sluice_checkpoints` is upserted before COMMIT. Any error rolls everything back.
 //!
-//! The connection reuses the source's URL parsing and TLS ([`sluice_postgres::SourceConfig`],
-//! [`sluice_postgres::connect`]): `sslmode`, `sslrootcert`, SCRAM and the rest behave the same.
+//! The connection is the PostgreSQL client's ([`sluice_postgres_client::PgConfig`],
+//! [`sluice_postgres_client::connect`]), as the source's is: `sslmode`, `sslrootcert`, SCRAM and
+//! the rest behave the same.
 
 mod client;
 mod config;
@@ -25,3 +26,20 @@ pub use config::{DEFAULT_SCHEMA, PostgresTargetConfig};
 pub use destination::{PostgresDestination, PostgresSession, destination};
 pub use error::{Error, Result};
 pub use script::execute_script;
+
+/// Opens the target for reading (`sluice verify`, `sluice status`).
+pub async fn inspector(
+    config: &PostgresTargetConfig,
+) -> Result<sluice_postgres_client::digest::PostgresInspector> {
+    let connection = config.connection()?;
+    let client = sluice_postgres_client::connect(&connection)
+        .await
+        .map_err(|source| Error::Connect {
+            target: connection.to_string(),
+            source,
+        })?;
+    Ok(sluice_postgres_client::digest::PostgresInspector::new(
+        client,
+        config.schema.clone(),
+    ))
+}

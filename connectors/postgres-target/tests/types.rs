@@ -15,9 +15,10 @@ async fn source_changes(
     source: &TestDatabase,
 ) -> (std::sync::Arc<sluice_core::RelationSchema>, Vec<Vec<Value>>) {
     let client = source.client().await.expect("client");
-    let relation = sluice_postgres::relation_schema(&client, &TableId::new("public", "zoo"))
-        .await
-        .expect("relation");
+    let relation =
+        sluice_postgres_client::catalog::relation_schema(&client, &TableId::new("public", "zoo"))
+            .await
+            .expect("relation");
     let rows = text_rows(source, "SELECT * FROM zoo ORDER BY id")
         .await
         .into_iter()

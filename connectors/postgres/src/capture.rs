@@ -30,14 +30,15 @@ use sluice_core::{ChangeLogWriter, Classify, LogRecord, Lsn, TableId};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::SourceConfig;
 use crate::catalog::{self, TablePattern};
-use crate::config::SourceConfig;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::replication::ReplicationClient;
 use crate::slot::SlotState;
 use crate::startup::{self, LogEnd, Startup};
-use crate::{connect, ident, publication, slot, snapshot, spill};
+use crate::{connect, publication, slot, snapshot, spill};
+use sluice_postgres_client::publication_names;
 use streamed::Streams;
 use streamer::{Source, Streamer};
 
@@ -142,7 +143,7 @@ impl Capture {
         let status_interval = server_timeout
             .filter(|t| !t.is_zero())
             .map_or(STATUS_INTERVAL, |t| STATUS_INTERVAL.min(t / 3));
-        let publication_names = ident::publication_names(&[self.options.publication.as_str()]);
+        let publication_names = publication_names(&[self.options.publication.as_str()]);
         // Protocol 2 streams large transactions before their commit (PostgreSQL 14+): the
         // server's memory and disk stay small and the changes arrive while they are made.
         let spill = match &self.options.spill {
@@ -316,7 +317,7 @@ async fn check_published(client: &Client, publication: &str, tables: &[TableId])
             "For a complete copy: stop, remove the change log directory, the slot and publication (sluice teardown) and \
              the target tables, then sync again. To accept the gap instead: ALTER PUBLICATION {} ADD TABLE {list}; \
              (sluice verify then shows the rows that differ), or remove the table from source.tables.",
-            crate::ident::quote_ident(publication)
+            sluice_postgres_client::quote_ident(publication)
         ),
     ))
 }
@@ -399,7 +400,7 @@ async fn current_insert_lsn(client: &Client) -> Result<Lsn> {
         .await
         .map_err(|e| Error::client("reading the current WAL position", e))?;
     row.get::<_, String>(0).parse().map_err(|_| {
-        Error::Protocol("pg_current_wal_insert_lsn() returned an invalid LSN".to_owned())
+        Error::protocol("pg_current_wal_insert_lsn() returned an invalid LSN".to_owned())
     })
 }
 

@@ -25,7 +25,7 @@ use sluice_core::RelationSchema;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::error::{Error, Result};
-use crate::ident::{quote_ident, quote_literal};
+use sluice_postgres_client::{quote_ident, quote_literal};
 
 /// A column of the key a table is split by: its name and its type as SQL (`format_type`,
 /// without type modifier so that a cast never truncates a boundary).

@@ -5,107 +5,22 @@
 //! [`ErrorClass::from_sqlstate`] (08 transient, 28 fatal, 42, 3D and 3F definite, unknown
 //! transient); I/O errors, resets and timeouts are transient.
 
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
 use sluice_core::{Classify, ErrorClass};
 
-use crate::config::SslMode;
+pub use sluice_postgres_client::ServerError;
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An `ErrorResponse` from the server: its SQLSTATE and texts. Never holds the password: the
-/// server does not echo it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerError {
-    /// `ERROR`, `FATAL` or `PANIC` (non-localized).
-    pub severity: String,
-    /// The five-character SQLSTATE, e.g. `42704`.
-    pub code: String,
-    pub message: String,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
-}
-
-impl fmt::Display for ServerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (sqlstate {})", self.message, self.code)?;
-        if let Some(detail) = &self.detail {
-            write!(f, "; detail: {detail}")?;
-        }
-        if let Some(hint) = &self.hint {
-            write!(f, "; hint: {hint}")?;
-        }
-        Ok(())
-    }
-}
-
 /// Everything that can go wrong talking to the source database.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The source URL or connection string is invalid.
-    #[error("invalid source connection settings: {reason}")]
-    Config { reason: String },
-
-    /// The `sslrootcert` file could not be read or holds no certificate.
-    #[error("could not load root certificates from \"{path}\"")]
-    RootCertificate { path: PathBuf, source: io::Error },
-
-    /// The TCP connection could not be opened.
-    #[error("could not connect to {host}:{port}")]
-    Connect {
-        host: String,
-        port: u16,
-        source: io::Error,
-    },
-
-    /// Opening the connection (TCP, TLS and start-up) took longer than `connect_timeout`.
-    #[error("timed out connecting to {host}:{port}")]
-    ConnectTimeout { host: String, port: u16 },
-
-    /// The server does not accept TLS but the sslmode requires it.
-    #[error(
-        "server {host}:{port} does not accept TLS connections, which sslmode={sslmode} requires"
-    )]
-    TlsRefused {
-        host: String,
-        port: u16,
-        sslmode: SslMode,
-    },
-
-    /// The TLS handshake failed, for instance because the certificate did not verify.
-    #[error("tls handshake with {host}:{port} failed")]
-    Tls {
-        host: String,
-        port: u16,
-        source: io::Error,
-    },
-
-    /// Authentication failed on the client side (the server's refusal is a [`Error::Server`]
-    /// with SQLSTATE class 28).
-    #[error("authentication of user \"{user}\" failed: {reason}")]
-    Auth { user: String, reason: String },
-
-    /// The server answered with an `ErrorResponse`.
-    #[error("{0}")]
-    Server(Box<ServerError>),
-
-    /// An ordinary (tokio-postgres) connection or query failed.
-    #[error("{action} failed")]
-    Client {
-        action: String,
-        source: tokio_postgres::Error,
-    },
-
-    /// Reading or writing the replication connection failed.
-    #[error("i/o error on the replication connection")]
-    Io { source: io::Error },
-
-    /// The server closed the replication connection.
-    #[error("the server closed the replication connection")]
-    Closed,
+    /// The connection failed: settings, TCP, TLS, authentication, a server error, the protocol.
+    #[error(transparent)]
+    Connection(#[from] sluice_postgres_client::Error),
 
     /// Nothing arrived on the replication connection for `silent`, not even the answer to a
     /// status update that asked for one: the connection is taken for lost (a network
@@ -123,10 +38,6 @@ pub enum Error {
         what: &'static str,
         waited: std::time::Duration,
     },
-
-    /// The server sent something the protocol does not allow here.
-    #[error("protocol violation on the replication connection: {0}")]
-    Protocol(String),
 
     /// A replication message could not be decoded.
     #[error("malformed replication message")]
@@ -177,10 +88,7 @@ impl Error {
     }
 
     pub(crate) fn client(action: impl Into<String>, source: tokio_postgres::Error) -> Error {
-        Error::Client {
-            action: action.into(),
-            source,
-        }
+        sluice_postgres_client::Error::client(action, source).into()
     }
 
     pub(crate) fn snapshot(relation: &sluice_core::RelationSchema, reason: String) -> Error {
@@ -191,22 +99,31 @@ impl Error {
     }
 
     pub(crate) fn config(reason: impl Into<String>) -> Error {
-        Error::Config {
-            reason: reason.into(),
-        }
+        sluice_postgres_client::Error::config(reason).into()
+    }
+
+    /// The server sent something the protocol does not allow here.
+    pub(crate) fn protocol(what: String) -> Error {
+        sluice_postgres_client::Error::Protocol(what).into()
+    }
+
+    /// The server closed the replication connection.
+    pub(crate) fn closed() -> Error {
+        sluice_postgres_client::Error::Closed.into()
+    }
+
+    /// Whether the server closed the replication connection.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            Error::Connection(sluice_postgres_client::Error::Closed)
+        )
     }
 
     /// The server's error, when the server sent one (also through tokio-postgres).
     pub fn server_error(&self) -> Option<ServerError> {
         match self {
-            Error::Server(e) => Some((**e).clone()),
-            Error::Client { source, .. } => source.as_db_error().map(|db| ServerError {
-                severity: db.severity().to_owned(),
-                code: db.code().code().to_owned(),
-                message: db.message().to_owned(),
-                detail: db.detail().map(str::to_owned),
-                hint: db.hint().map(str::to_owned),
-            }),
+            Error::Connection(e) => e.server_error(),
             _ => None,
         }
     }
@@ -219,28 +136,11 @@ impl Error {
     /// What the runtime should do with this error.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Config { .. }
-            | Error::RootCertificate { .. }
-            | Error::TlsRefused { .. }
-            | Error::Auth { .. } => ErrorClass::Fatal,
-            Error::Connect { .. }
-            | Error::ConnectTimeout { .. }
-            | Error::Io { .. }
-            | Error::Closed
-            | Error::ReceiveTimeout { .. }
+            Error::Connection(e) => e.class(),
+            Error::ReceiveTimeout { .. }
             | Error::QueryTimeout { .. }
             | Error::Ledger { .. }
             | Error::Spill { .. } => ErrorClass::Transient,
-            Error::Tls { source, .. } => {
-                if is_tls_verification_failure(source) {
-                    ErrorClass::Fatal
-                } else {
-                    ErrorClass::Transient
-                }
-            }
-            Error::Server(e) => ErrorClass::from_sqlstate(&e.code),
-            Error::Client { source, .. } => client_class(source),
-            Error::Protocol(_) => ErrorClass::Transient,
             // Malformed input from the server cannot be skipped without losing changes.
             Error::Decode(_) | Error::Snapshot { .. } => ErrorClass::Fatal,
             Error::Prerequisite { .. } => ErrorClass::Fatal,
@@ -256,159 +156,28 @@ impl Classify for Error {
     }
 }
 
-/// Whether a handshake error is the peer failing verification (a configuration problem that
-/// retrying does not fix) rather than a network problem.
-fn is_tls_verification_failure(e: &io::Error) -> bool {
-    let Some(inner) = e.get_ref() else {
-        return false;
-    };
-    match inner.downcast_ref::<rustls::Error>() {
-        Some(
-            rustls::Error::InvalidCertificate(_)
-            | rustls::Error::NoCertificatesPresented
-            | rustls::Error::UnsupportedNameType
-            | rustls::Error::PeerIncompatible(_)
-            | rustls::Error::AlertReceived(_),
-        ) => true,
-        Some(_) | None => false,
-    }
-}
-
-fn client_class(e: &tokio_postgres::Error) -> ErrorClass {
-    if let Some(db) = e.as_db_error() {
-        return ErrorClass::from_sqlstate(db.code().code());
-    }
-    // tokio-postgres' error kinds are private; its fixed messages name them.
-    let text = e.to_string();
-    if text.starts_with("authentication error")
-        || text.starts_with("invalid configuration")
-        || text.starts_with("invalid connection string")
-    {
-        return ErrorClass::Fatal;
-    }
-    ErrorClass::Transient
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn server(code: &str) -> Error {
-        Error::Server(Box::new(ServerError {
-            severity: "ERROR".into(),
-            code: code.into(),
-            message: "m".into(),
-            detail: None,
-            hint: None,
-        }))
-    }
-
     #[test]
     fn mapping_table() {
-        let io = || io::Error::new(io::ErrorKind::ConnectionReset, "reset");
-        let cert_failure = io::Error::new(
-            io::ErrorKind::InvalidData,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-        );
         let cases = [
-            (server("08006"), ErrorClass::Transient),
-            (server("08P01"), ErrorClass::Transient),
-            (server("28P01"), ErrorClass::Fatal),
-            (server("28000"), ErrorClass::Fatal),
-            (server("42704"), ErrorClass::Definite),
-            (server("42601"), ErrorClass::Definite),
-            (server("3D000"), ErrorClass::Definite),
-            (server("3F000"), ErrorClass::Definite),
-            (server("XX000"), ErrorClass::Transient),
-            (server("55006"), ErrorClass::Transient),
-            (Error::config("x"), ErrorClass::Fatal),
-            (
-                Error::RootCertificate {
-                    path: "/x".into(),
-                    source: io(),
-                },
-                ErrorClass::Fatal,
-            ),
-            (
-                Error::Connect {
-                    host: "h".into(),
-                    port: 1,
-                    source: io(),
-                },
-                ErrorClass::Transient,
-            ),
-            (
-                Error::ConnectTimeout {
-                    host: "h".into(),
-                    port: 1,
-                },
-                ErrorClass::Transient,
-            ),
-            (
-                Error::TlsRefused {
-                    host: "h".into(),
-                    port: 1,
-                    sslmode: SslMode::Require,
-                },
-                ErrorClass::Fatal,
-            ),
-            (
-                Error::Tls {
-                    host: "h".into(),
-                    port: 1,
-                    source: cert_failure,
-                },
-                ErrorClass::Fatal,
-            ),
-            (
-                Error::Tls {
-                    host: "h".into(),
-                    port: 1,
-                    source: io(),
-                },
-                ErrorClass::Transient,
-            ),
-            (
-                Error::Auth {
-                    user: "u".into(),
-                    reason: "r".into(),
-                },
-                ErrorClass::Fatal,
-            ),
-            (Error::Io { source: io() }, ErrorClass::Transient),
-            (Error::Closed, ErrorClass::Transient),
+            (Error::closed(), ErrorClass::Transient),
+            (Error::protocol("p".into()), ErrorClass::Transient),
             (
                 Error::ReceiveTimeout {
                     silent: std::time::Duration::from_secs(30),
                 },
                 ErrorClass::Transient,
             ),
-            (Error::Protocol("p".into()), ErrorClass::Transient),
+            (Error::prerequisite("m", "h"), ErrorClass::Fatal),
+            (Error::config("x"), ErrorClass::Fatal),
         ];
         for (error, class) in cases {
             assert_eq!(error.class(), class, "{error:?}");
         }
-    }
-
-    #[test]
-    fn display_is_lowercase_and_omits_the_source() {
-        let e = Error::Connect {
-            host: "db".into(),
-            port: 5432,
-            source: io::Error::new(io::ErrorKind::ConnectionRefused, "SOURCE TEXT"),
-        };
-        assert_eq!(e.to_string(), "could not connect to db:5432");
-        let e = Error::Server(Box::new(ServerError {
-            severity: "ERROR".into(),
-            code: "42704".into(),
-            message: "replication slot \"x\" does not exist".into(),
-            detail: Some("d".into()),
-            hint: Some("h".into()),
-        }));
-        assert_eq!(
-            e.to_string(),
-            "replication slot \"x\" does not exist (sqlstate 42704); detail: d; hint: h"
-        );
-        assert_eq!(e.sqlstate().as_deref(), Some("42704"));
+        assert!(Error::closed().is_closed());
+        assert!(!Error::protocol("p".into()).is_closed());
     }
 }

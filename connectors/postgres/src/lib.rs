@@ -1,9 +1,7 @@
-//! PostgreSQL source for Sluice: connections, TLS, authentication and the logical replication
-//! client.
+//! PostgreSQL source for Sluice: the logical replication client, slots, publications, the
+//! initial snapshot and capture. Connections, TLS, authentication and quoting are the
+//! PostgreSQL client's (`sluice-postgres-client`), re-exported here.
 //!
-//! - [`SourceConfig`] parses the source URL (or a `key=value` string) including libpq's
-//!   `sslmode` values; the password is a secret that nothing prints.
-//! - [`connect`] opens an ordinary connection (tokio-postgres over our own TCP + TLS stream).
 //! - [`ReplicationClient`] speaks the replication protocol itself (tokio-postgres has no
 //!   copy-both mode): `IDENTIFY_SYSTEM`, `CREATE_REPLICATION_SLOT` with an exported snapshot,
 //!   `START_REPLICATION` into a [`ReplicationStream`] of raw `CopyData` payloads.
@@ -14,11 +12,7 @@
 mod capture;
 mod catalog;
 mod chunk;
-mod config;
-mod connect;
-pub mod digest;
 mod error;
-mod ident;
 mod ledger;
 mod prerequisites;
 mod progress;
@@ -28,7 +22,6 @@ mod slot;
 pub mod snapshot;
 mod spill;
 mod startup;
-mod tls;
 
 pub use capture::{Capture, CaptureControl, CaptureOptions, CaptureReport};
 pub use catalog::{TablePattern, relation_schema, resolve_tables};
@@ -37,10 +30,18 @@ pub use publication::{drop as drop_publication, exists as publication_exists, pu
 pub use slot::{SlotState, drop as drop_slot, find as find_slot};
 pub use snapshot::{SnapshotOptions, ledger_path};
 
-pub use config::{DEFAULT_PORT, SourceConfig, SslMode};
-pub use connect::{DEFAULT_CONNECT_TIMEOUT, connect};
 pub use error::{Error, Result, ServerError};
-pub use ident::{publication_names, quote_ident, quote_literal};
+/// The source's connection settings: the PostgreSQL client's.
+pub use sluice_postgres_client::PgConfig as SourceConfig;
+pub use sluice_postgres_client::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, SslMode, digest, publication_names, quote_ident,
+    quote_literal,
+};
+
+/// Opens an ordinary connection to the source.
+pub async fn connect(config: &SourceConfig) -> Result<tokio_postgres::Client> {
+    Ok(sluice_postgres_client::connect(config).await?)
+}
 pub use replication::{
     CreatedSlot, ReplicationClient, ReplicationStream, SlotOptions, SnapshotAction, SystemIdentity,
     TextRows,

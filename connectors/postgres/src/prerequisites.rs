@@ -5,10 +5,10 @@ use sluice_core::ReplicaIdentity;
 
 use sluice_core::TableId;
 
+use crate::SourceConfig;
 use crate::capture::CaptureOptions;
-use crate::config::SourceConfig;
-use crate::ident::quote_ident;
 use crate::{catalog, connect, publication, slot};
+use sluice_postgres_client::quote_ident;
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -10,7 +10,7 @@ use sluice_core::TableId;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::ident::{quote_ident, quote_literal};
+use sluice_postgres_client::{quote_ident, quote_literal};
 
 /// Creates the publication if missing and makes sure it covers `tables`; returns the tables it
 /// had to add to an existing publication.

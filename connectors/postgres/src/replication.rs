@@ -14,10 +14,12 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use sluice_core::Lsn;
 
-use crate::config::SourceConfig;
-use crate::connect::{Backend, Wire, open_stream, server_error, startup, within_connect_timeout};
+use crate::SourceConfig;
 use crate::error::{Error, Result};
-use crate::ident::{quote_ident, quote_literal};
+use sluice_postgres_client::connect::{
+    Backend, Wire, open_stream, server_error, startup, within_connect_timeout,
+};
+use sluice_postgres_client::{quote_ident, quote_literal};
 
 /// The answer to `IDENTIFY_SYSTEM`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,12 +168,12 @@ impl ReplicationClient {
                         row.push(match range {
                             Some(r) => {
                                 let bytes = buf.get(r).ok_or_else(|| {
-                                    Error::Protocol("data row value out of bounds".to_owned())
+                                    Error::protocol("data row value out of bounds".to_owned())
                                 })?;
                                 Some(
                                     std::str::from_utf8(bytes)
                                         .map_err(|_| {
-                                            Error::Protocol(
+                                            Error::protocol(
                                                 "data row value is not UTF-8".to_owned(),
                                             )
                                         })?
@@ -194,19 +196,19 @@ impl ReplicationClient {
                 ) => {}
                 Backend::CopyBothResponse
                 | Backend::Message(Message::CopyOutResponse(_) | Message::CopyInResponse(_)) => {
-                    return Err(Error::Protocol(
+                    return Err(Error::protocol(
                         "simple_query cannot run a command that starts copy mode; use start_replication".to_owned(),
                     ));
                 }
                 Backend::Message(_) => {
-                    return Err(Error::Protocol(
+                    return Err(Error::protocol(
                         "unexpected message in a query response".to_owned(),
                     ));
                 }
             }
         }
         match failure {
-            Some(e) => Err(e),
+            Some(e) => Err(e.into()),
             None => Ok(out),
         }
     }
@@ -216,12 +218,12 @@ impl ReplicationClient {
         let rows = self.simple_query("IDENTIFY_SYSTEM").await?;
         let field = |name: &str| {
             rows.get(0, name)
-                .ok_or_else(|| Error::Protocol(format!("IDENTIFY_SYSTEM returned no {name}")))
+                .ok_or_else(|| Error::protocol(format!("IDENTIFY_SYSTEM returned no {name}")))
         };
         Ok(SystemIdentity {
             systemid: field("systemid")?.to_owned(),
             timeline: field("timeline")?.parse().map_err(|_| {
-                Error::Protocol("IDENTIFY_SYSTEM returned a non-numeric timeline".to_owned())
+                Error::protocol("IDENTIFY_SYSTEM returned a non-numeric timeline".to_owned())
             })?,
             xlogpos: parse_lsn(field("xlogpos")?)?,
             dbname: rows.get(0, "dbname").map(str::to_owned),
@@ -238,10 +240,10 @@ impl ReplicationClient {
         let field = |name: &str| rows.get(0, name).map(str::to_owned);
         Ok(CreatedSlot {
             slot_name: field("slot_name").ok_or_else(|| {
-                Error::Protocol("CREATE_REPLICATION_SLOT returned no slot_name".to_owned())
+                Error::protocol("CREATE_REPLICATION_SLOT returned no slot_name".to_owned())
             })?,
             consistent_point: parse_lsn(&field("consistent_point").ok_or_else(|| {
-                Error::Protocol("CREATE_REPLICATION_SLOT returned no consistent_point".to_owned())
+                Error::protocol("CREATE_REPLICATION_SLOT returned no consistent_point".to_owned())
             })?)?,
             snapshot_name: field("snapshot_name"),
             output_plugin: field("output_plugin"),
@@ -290,11 +292,11 @@ impl ReplicationClient {
                             break;
                         }
                     }
-                    return Err(error);
+                    return Err(error.into());
                 }
                 Backend::Message(Message::NoticeResponse(_) | Message::ParameterStatus(_)) => {}
                 Backend::Message(_) => {
-                    return Err(Error::Protocol(
+                    return Err(Error::protocol(
                         "unexpected message in answer to START_REPLICATION".to_owned(),
                     ));
                 }
@@ -304,7 +306,7 @@ impl ReplicationClient {
 
     /// Ends the session (`Terminate`).
     pub async fn close(self) -> Result<()> {
-        self.wire.terminate().await
+        Ok(self.wire.terminate().await?)
     }
 }
 
@@ -335,11 +337,11 @@ impl ReplicationStream {
                 }
                 Backend::Message(Message::ErrorResponse(body)) => {
                     self.server_done = true;
-                    return Err(server_error(body.fields()));
+                    return Err(server_error(body.fields()).into());
                 }
                 Backend::Message(Message::NoticeResponse(_) | Message::ParameterStatus(_)) => {}
                 Backend::Message(_) | Backend::CopyBothResponse => {
-                    return Err(Error::Protocol(
+                    return Err(Error::protocol(
                         "unexpected message in copy-both mode".to_owned(),
                     ));
                 }
@@ -351,15 +353,16 @@ impl ReplicationStream {
     /// flushes it. Not cancellation safe.
     pub async fn send(&mut self, payload: &[u8]) -> Result<()> {
         if self.client_done {
-            return Err(Error::Protocol("send after finish".to_owned()));
+            return Err(Error::protocol("send after finish".to_owned()));
         }
-        self.client
+        Ok(self
+            .client
             .wire
             .send(|buf| {
                 frontend::CopyData::new(payload)?.write(buf);
                 Ok(())
             })
-            .await
+            .await?)
     }
 
     /// Ends copy-both mode: sends `CopyDone`, discards what the server still sends until it
@@ -388,19 +391,19 @@ impl ReplicationStream {
             }
         }
         match failure {
-            Some(e) => Err(e),
+            Some(e) => Err(e.into()),
             None => Ok(self.client),
         }
     }
 }
 
 fn protocol(e: std::io::Error) -> Error {
-    Error::Protocol(e.to_string())
+    Error::protocol(e.to_string())
 }
 
 fn parse_lsn(s: &str) -> Result<Lsn> {
     s.parse()
-        .map_err(|_| Error::Protocol(format!("the server sent an invalid LSN {s:?}")))
+        .map_err(|_| Error::protocol(format!("the server sent an invalid LSN {s:?}")))
 }
 
 /// A NUL byte cannot be sent in a query string; refuse instead of truncating the command.
@@ -460,6 +463,36 @@ fn start_replication_command(
 
 #[cfg(test)]
 mod tests {
+
+    /// A peer that accepts connections and never answers (a hung server, or a partitioned
+    /// network behind a proxy) fails the replication connection after `connect_timeout`.
+    #[tokio::test]
+    async fn a_silent_peer_fails_the_replication_connection_after_connect_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let _silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let mut cfg = crate::SourceConfig::new("127.0.0.1", port, "u", "db");
+        cfg.connect_timeout = Some(std::time::Duration::from_millis(300));
+        let replication = ReplicationClient::connect(&cfg)
+            .await
+            .expect_err("no answer");
+        assert!(
+            matches!(
+                replication,
+                Error::Connection(sluice_postgres_client::Error::ConnectTimeout { port: p, .. })
+                    if p == port
+            ),
+            "{replication:?}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -4,7 +4,7 @@ use sluice_core::Lsn;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::ident::quote_ident;
+use sluice_postgres_client::quote_ident;
 
 /// A slot as `pg_replication_slots` shows it, with how much WAL it holds back at the moment
 /// it was read.

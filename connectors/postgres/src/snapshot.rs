@@ -60,15 +60,15 @@ use sluice_core::{
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
+use crate::SourceConfig;
 use crate::capture::append;
 use crate::chunk;
-use crate::config::SourceConfig;
 use crate::error::{Error, Result};
-use crate::ident::{quote_ident, quote_literal};
 use crate::ledger::{self, Ledger, LedgerTable};
 use crate::replication::{ReplicationClient, SlotOptions, SnapshotAction};
 use crate::slot::SlotState;
 use crate::{catalog, connect};
+use sluice_postgres_client::{quote_ident, quote_literal};
 
 /// Snapshot rows are appended in records of about this size.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
@@ -226,7 +226,7 @@ pub(crate) async fn take<W: ChangeLogWriter>(
     let created = repl.create_slot(slot, &SlotOptions::default()).await?;
     let cp = created.consistent_point;
     let snapshot_name = created.snapshot_name.ok_or_else(|| {
-        Error::Protocol("CREATE_REPLICATION_SLOT returned no snapshot name".to_owned())
+        Error::protocol("CREATE_REPLICATION_SLOT returned no snapshot name".to_owned())
     })?;
     tracing::info!(slot, lsn = %cp, tables = tables.len(), "slot created, copying tables");
     // The exported snapshot lives while `repl` stays idle: plan and copy on other connections.
@@ -315,7 +315,7 @@ pub(crate) async fn resume<W: ChangeLogWriter>(
         )
         .await?;
     let snapshot_name = created.snapshot_name.ok_or_else(|| {
-        Error::Protocol("CREATE_REPLICATION_SLOT returned no snapshot name".to_owned())
+        Error::protocol("CREATE_REPLICATION_SLOT returned no snapshot name".to_owned())
     })?;
     let resumed_at = created.consistent_point;
     if resumed_at < ledger.consistent_point {
@@ -642,7 +642,7 @@ impl RowSink for ChunkSender<'_> {
                 rows,
             })
             .await
-            .map_err(|_| Error::Protocol("the snapshot appender stopped".to_owned()))
+            .map_err(|_| Error::protocol("the snapshot appender stopped".to_owned()))
     }
 }
 

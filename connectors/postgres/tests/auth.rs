@@ -106,6 +106,12 @@ async fn missing_password_is_fatal() {
     let err = ReplicationClient::connect(&source(&format!("{url}?sslmode=disable")))
         .await
         .expect_err("no password");
-    assert!(matches!(err, Error::Auth { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Connection(sluice_postgres_client::Error::Auth { .. })
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.class(), ErrorClass::Fatal);
 }

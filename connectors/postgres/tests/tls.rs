@@ -75,7 +75,13 @@ async fn connect_both(cfg: &SourceConfig) -> Result<bool, Error> {
 }
 
 fn assert_verification_failed(err: &Error) {
-    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Connection(sluice_postgres_client::Error::Tls { .. })
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.class(), ErrorClass::Fatal, "{err:?}");
 }
 
@@ -190,7 +196,13 @@ async fn require_against_a_plaintext_server_is_fatal() {
         let err = connect(&cfg(&db, "127.0.0.1", &query))
             .await
             .expect_err(mode);
-        assert!(matches!(err, Error::TlsRefused { .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Connection(sluice_postgres_client::Error::TlsRefused { .. })
+            ),
+            "{err:?}"
+        );
         assert_eq!(err.class(), ErrorClass::Fatal);
     }
 }

@@ -158,7 +158,11 @@ pub async fn run(config: MonitorConfig, stats: Arc<Stats>, stop: CancellationTok
                 read_slot(&mut client, &config.source, &config.slot),
             )
             .await
-            .unwrap_or_else(|_| Err(sluice_postgres::Error::Closed));
+            .unwrap_or_else(|_| {
+                Err(sluice_postgres::Error::Connection(
+                    sluice_postgres_client::Error::Closed,
+                ))
+            });
             match read {
                 Ok(Some(slot)) => {
                     slot_samples.push_back(SlotSample {

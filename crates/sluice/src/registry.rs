@@ -224,14 +224,10 @@ impl TargetKind {
             }
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(config) => {
-                let failed = |e| Unreadable::Failed(target_failure(e));
-                let connection = config.connection().map_err(failed)?;
-                let client = sluice_postgres::connect(&connection)
+                let inspector = sluice_postgres_target::inspector(config)
                     .await
                     .map_err(|e| Unreadable::Failed(target_failure(e)))?;
-                Ok(TargetInspector::Postgres(
-                    sluice_postgres::digest::PostgresInspector::new(client, config.schema.clone()),
-                ))
+                Ok(TargetInspector::Postgres(inspector))
             }
         }
     }
@@ -313,7 +309,7 @@ pub enum TargetInspector {
     #[cfg(feature = "duckdb")]
     DuckDb(sluice_duckdb::DuckDbInspector),
     #[cfg(feature = "postgres")]
-    Postgres(sluice_postgres::digest::PostgresInspector),
+    Postgres(sluice_postgres_client::digest::PostgresInspector),
 }
 
 /// An error of [`TargetInspector`]: the inspected target's own.
@@ -324,7 +320,7 @@ pub enum InspectError {
     DuckDb(#[from] sluice_duckdb::Error),
     #[cfg(feature = "postgres")]
     #[error(transparent)]
-    Postgres(#[from] sluice_postgres::Error),
+    Postgres(#[from] sluice_postgres_client::Error),
 }
 
 impl sluice_core::Classify for InspectError {

@@ -91,7 +91,7 @@ async fn compare<I: Inspect>(
     mut target: I,
     options: VerifyOptions,
 ) -> Result<bool, Failure> {
-    let source_err = |e| Failure::from_error("source", e);
+    let source_err = |e: sluice_postgres::Error| Failure::from_error("source", e);
     let target_err = |e| Failure::from_error("target", e);
     let client = sluice_postgres::connect(&settings.source)
         .await
@@ -131,7 +131,7 @@ async fn compare<I: Inspect>(
         let source =
             sluice_postgres::digest::digest(txn, &table.schema, &relation, options.buckets, None)
                 .await
-                .map_err(source_err)?;
+                .map_err(|e| Failure::from_error("source", e))?;
         let has_table = target.has_table(&relation).await.map_err(target_err)?;
         let target_digest = if has_table {
             target
@@ -160,7 +160,7 @@ async fn compare<I: Inspect>(
                 None,
             )
             .await
-            .map_err(source_err)?;
+            .map_err(|e| Failure::from_error("source", e))?;
             let t = if has_table {
                 target
                     .rows_in(&relation, options.buckets, &differing)

@@ -45,7 +45,7 @@ impl Relations {
 
     fn get(&self, rel_id: u32) -> Result<Arc<RelationSchema>> {
         self.by_oid.get(&rel_id).cloned().ok_or_else(|| {
-            Error::Protocol(format!(
+            Error::protocol(format!(
                 "change for relation {rel_id} before its Relation message"
             ))
         })
@@ -123,7 +123,7 @@ fn schema(r: &Relation) -> RelationSchema {
 
 fn values(relation: &RelationSchema, tuple: &Tuple) -> Result<Vec<Value>> {
     if tuple.columns.len() != relation.columns.len() {
-        return Err(Error::Protocol(format!(
+        return Err(Error::protocol(format!(
             "row of {} has {} columns, its relation {}",
             relation.table,
             tuple.columns.len(),

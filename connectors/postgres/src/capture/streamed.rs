@@ -63,7 +63,7 @@ impl Streams {
     /// Stream Start: a block of `start.xid` follows (its first one creates the spill file).
     pub(super) async fn start(&mut self, start: &StreamStart) -> Result<()> {
         let dir = self.dir.as_ref().ok_or_else(|| {
-            Error::Protocol("Stream Start in a stream that was not asked to stream".into())
+            Error::protocol("Stream Start in a stream that was not asked to stream".into())
         })?;
         if start.first_segment || !self.open.contains_key(&start.xid) {
             let file = spill::SpillFile::create(dir, start.xid).await?;
@@ -107,7 +107,7 @@ impl Streams {
     /// Stream Commit: the transaction leaves the open ones; its spill file is the caller's.
     pub(super) fn commit(&mut self, xid: u32) -> Result<Streamed> {
         self.open.remove(&xid).ok_or_else(|| {
-            Error::Protocol(format!(
+            Error::protocol(format!(
                 "Stream Commit of transaction {xid} that was not streamed"
             ))
         })
@@ -116,13 +116,13 @@ impl Streams {
     /// Adds a change of (sub)transaction `xid` to the block being received.
     pub(super) async fn push(&mut self, change: Change, xid: Option<u32>) -> Result<()> {
         let Some(top) = self.receiving else {
-            return Err(Error::Protocol(
+            return Err(Error::protocol(
                 "change outside a streamed block".to_owned(),
             ));
         };
         let sub = xid.unwrap_or(top);
         let streamed = self.open.get_mut(&top).ok_or_else(|| {
-            Error::Protocol(format!("change of transaction {top} outside its stream"))
+            Error::protocol(format!("change of transaction {top} outside its stream"))
         })?;
         if sub != streamed.current {
             // Where a subtransaction's changes start must be exact: an abort cuts there.

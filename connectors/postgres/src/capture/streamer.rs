@@ -160,7 +160,7 @@ impl<'a> Streamer<'a> {
     ) -> Result<Step> {
         match next {
             Next::Shutdown => return Ok(Some(Ok(()))),
-            Next::End => return Ok(Some(Err(Error::Closed))),
+            Next::End => return Ok(Some(Err(Error::closed()))),
             Next::Quiet => {
                 self.flush(log).await?;
                 match live.quiet() {
@@ -316,7 +316,7 @@ impl<'a> Streamer<'a> {
             return self.streams.push(change, xid).await;
         }
         let txn = self.txn.as_mut().ok_or_else(|| {
-            Error::Protocol("change outside a transaction in the replication stream".to_owned())
+            Error::protocol("change outside a transaction in the replication stream".to_owned())
         })?;
         if let Some(part) = txn.push(change) {
             self.queue(part);
@@ -328,7 +328,7 @@ impl<'a> Streamer<'a> {
     /// holds nothing of ours).
     fn commit(&mut self, c: &Commit) -> Result<()> {
         let txn = self.txn.take().ok_or_else(|| {
-            Error::Protocol("Commit without Begin in the replication stream".to_owned())
+            Error::protocol("Commit without Begin in the replication stream".to_owned())
         })?;
         if txn.skip || self.progress.skips_end(c.end_lsn) {
             tracing::debug!(lsn = %c.end_lsn, "skipping a transaction already in the change log");

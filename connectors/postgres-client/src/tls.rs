@@ -25,7 +25,7 @@ use rustls::{
 };
 use tokio_rustls::TlsConnector;
 
-use crate::config::{SourceConfig, SslMode};
+use crate::config::{PgConfig, SslMode};
 use crate::error::{Error, Result};
 
 /// How much of the server's certificate is checked.
@@ -40,7 +40,7 @@ pub(crate) enum Verification {
 }
 
 /// The verification an sslmode asks for; `None` for `disable` (no TLS at all).
-pub(crate) fn verification(cfg: &SourceConfig) -> Option<Verification> {
+pub(crate) fn verification(cfg: &PgConfig) -> Option<Verification> {
     match cfg.sslmode {
         SslMode::Disable => None,
         SslMode::Prefer | SslMode::Require if cfg.sslrootcert.is_none() => Some(Verification::None),
@@ -50,7 +50,7 @@ pub(crate) fn verification(cfg: &SourceConfig) -> Option<Verification> {
 }
 
 /// The name presented for SNI and checked under `verify-full`.
-pub(crate) fn server_name(cfg: &SourceConfig) -> Result<ServerName<'static>> {
+pub(crate) fn server_name(cfg: &PgConfig) -> Result<ServerName<'static>> {
     ServerName::try_from(cfg.host.clone()).map_err(|_| {
         Error::config(format!(
             "host \"{}\" is not a valid DNS name or IP address",
@@ -60,7 +60,7 @@ pub(crate) fn server_name(cfg: &SourceConfig) -> Result<ServerName<'static>> {
 }
 
 /// A TLS connector for `cfg`; `cfg.sslmode` must not be `disable`.
-pub(crate) fn connector(cfg: &SourceConfig, verification: Verification) -> Result<TlsConnector> {
+pub(crate) fn connector(cfg: &PgConfig, verification: Verification) -> Result<TlsConnector> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -90,7 +90,7 @@ pub(crate) fn connector(cfg: &SourceConfig, verification: Verification) -> Resul
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-fn root_store(cfg: &SourceConfig) -> Result<RootCertStore> {
+fn root_store(cfg: &PgConfig) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     match cfg.sslrootcert.as_deref() {
         Some(path) if path != Path::new("system") => {
@@ -224,8 +224,8 @@ impl ServerCertVerifier for ChainOnly {
 mod tests {
     use super::*;
 
-    fn cfg(url: &str) -> SourceConfig {
-        SourceConfig::parse(url).expect("valid url")
+    fn cfg(url: &str) -> PgConfig {
+        PgConfig::parse(url).expect("valid url")
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The source connection settings: [`SourceConfig`] parsed from a `postgres://` URL or a
+//! The source connection settings: [`PgConfig`] parsed from a `postgres://` URL or a
 //! libpq-style `key=value` string, and the TLS policy [`SslMode`].
 //!
 //! Parsing is pure (no I/O, no environment); the root certificate file is read at connect time.
@@ -84,7 +84,7 @@ impl FromStr for SslMode {
 
 /// How to reach and log in to the source database.
 #[derive(Clone)]
-pub struct SourceConfig {
+pub struct PgConfig {
     /// Host name or IP address (TCP only; Unix sockets are not supported).
     pub host: String,
     pub port: u16,
@@ -102,7 +102,7 @@ pub struct SourceConfig {
     pub connect_timeout: Option<Duration>,
 }
 
-impl SourceConfig {
+impl PgConfig {
     /// A configuration with libpq's defaults for everything but these.
     pub fn new(
         host: impl Into<String>,
@@ -110,7 +110,7 @@ impl SourceConfig {
         user: impl Into<String>,
         dbname: impl Into<String>,
     ) -> Self {
-        SourceConfig {
+        PgConfig {
             host: host.into(),
             port,
             user: user.into(),
@@ -233,17 +233,17 @@ impl SourceConfig {
     }
 }
 
-impl FromStr for SourceConfig {
+impl FromStr for PgConfig {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        SourceConfig::parse(s)
+        PgConfig::parse(s)
     }
 }
 
-impl fmt::Debug for SourceConfig {
+impl fmt::Debug for PgConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceConfig")
+        f.debug_struct("PgConfig")
             .field("host", &self.host)
             .field("port", &self.port)
             .field("user", &self.user)
@@ -258,7 +258,7 @@ impl fmt::Debug for SourceConfig {
 }
 
 /// A URL with the password replaced by `********`.
-impl fmt::Display for SourceConfig {
+impl fmt::Display for PgConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -338,7 +338,7 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(self) -> Result<SourceConfig> {
+    fn finish(self) -> Result<PgConfig> {
         let user = self
             .user
             .filter(|u| !u.is_empty())
@@ -346,7 +346,7 @@ impl Builder {
         if self.port == Some(0) {
             return Err(Error::config("port 0 is not a valid port"));
         }
-        Ok(SourceConfig {
+        Ok(PgConfig {
             host: self
                 .host
                 .filter(|h| !h.is_empty())
@@ -405,13 +405,13 @@ fn percent_encode(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn password(c: &SourceConfig) -> Option<&str> {
+    fn password(c: &PgConfig) -> Option<&str> {
         c.password.as_ref().map(|p| p.expose_secret())
     }
 
     #[test]
     fn parses_a_full_url() {
-        let c = SourceConfig::parse(
+        let c = PgConfig::parse(
             "postgres://sl%40uice:p%40ss%3Aw%2Frd@db.example.com:6543/sh%20op\
              ?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=sluice&connect_timeout=7",
         )
@@ -429,22 +429,22 @@ mod tests {
 
     #[test]
     fn url_defaults_follow_libpq() {
-        let c = SourceConfig::parse("user=alice").expect("parses");
+        let c = PgConfig::parse("user=alice").expect("parses");
         assert_eq!(c.host, "localhost");
-        let c = SourceConfig::parse("postgresql://alice@db").expect("parses");
+        let c = PgConfig::parse("postgresql://alice@db").expect("parses");
         assert_eq!(c.host, "db");
         assert_eq!(c.port, DEFAULT_PORT);
         assert_eq!(c.dbname, "alice");
         assert_eq!(c.sslmode, SslMode::Prefer);
         assert!(c.password.is_none());
-        let c = SourceConfig::parse("postgres://u@[::1]:5433/d").expect("ipv6");
+        let c = PgConfig::parse("postgres://u@[::1]:5433/d").expect("ipv6");
         assert_eq!(c.host, "::1");
         assert_eq!(c.port, 5433);
     }
 
     #[test]
     fn parses_a_dsn() {
-        let c = SourceConfig::parse(
+        let c = PgConfig::parse(
             r"host=127.0.0.1 port = 5433 user=bob password='it\'s a \\secret' dbname=shop sslmode=require",
         )
         .expect("parses");
@@ -483,7 +483,7 @@ mod tests {
             "host=h user",
             "postgres://u:s3cr%ZZet@h/d",
         ] {
-            let err = SourceConfig::parse(bad).expect_err(bad);
+            let err = PgConfig::parse(bad).expect_err(bad);
             assert!(!err.to_string().contains("s3cr"), "{err}");
             assert_eq!(err.class(), sluice_core::ErrorClass::Fatal, "{bad}");
         }
@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn debug_and_display_redact_the_password() {
-        let c = SourceConfig::parse("postgres://u:hunter2@h/d?sslmode=require").expect("parses");
+        let c = PgConfig::parse("postgres://u:hunter2@h/d?sslmode=require").expect("parses");
         let debug = format!("{c:?}");
         let display = c.to_string();
         for shown in [&debug, &display] {
@@ -499,7 +499,7 @@ mod tests {
             assert!(shown.contains(REDACTED), "{shown}");
         }
         assert_eq!(display, "postgres://u:********@h:5432/d?sslmode=require");
-        let d = SourceConfig::parse("host=h user=u password=hunter2").expect("dsn");
+        let d = PgConfig::parse("host=h user=u password=hunter2").expect("dsn");
         assert!(!format!("{d:?} {d}").contains("hunter2"));
     }
 }

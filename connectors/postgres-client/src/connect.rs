@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::config::{SourceConfig, SslMode};
+use crate::config::{PgConfig, SslMode};
 use crate::error::{Error, Result, ServerError};
 use crate::tls;
 
@@ -34,14 +34,14 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// A TCP stream, encrypted or not.
 #[derive(Debug)]
-pub(crate) enum Stream {
+pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl Stream {
     /// Whether TLS is in use.
-    pub(crate) fn is_tls(&self) -> bool {
+    pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
 }
@@ -87,7 +87,7 @@ impl AsyncWrite for Stream {
 }
 
 /// Opens TCP to the source and negotiates TLS as `cfg.sslmode` says.
-pub(crate) async fn open_stream(cfg: &SourceConfig) -> Result<Stream> {
+pub async fn open_stream(cfg: &PgConfig) -> Result<Stream> {
     let connect = TcpStream::connect((cfg.host.as_str(), cfg.port));
     let tcp = match cfg.connect_timeout {
         Some(limit) => {
@@ -163,8 +163,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `open`, the whole opening of a connection, within `connect_timeout` (as in libpq: TCP,
 /// TLS and authentication together) or [`DEFAULT_CONNECT_TIMEOUT`].
-pub(crate) async fn within_connect_timeout<T>(
-    cfg: &SourceConfig,
+pub async fn within_connect_timeout<T>(
+    cfg: &PgConfig,
     open: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let limit = cfg.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
@@ -178,7 +178,7 @@ pub(crate) async fn within_connect_timeout<T>(
 
 /// Opens an ordinary connection (TLS as configured) and returns its client; the connection runs
 /// on a spawned task until the client is dropped.
-pub async fn connect(cfg: &SourceConfig) -> Result<tokio_postgres::Client> {
+pub async fn connect(cfg: &PgConfig) -> Result<tokio_postgres::Client> {
     let mut pg = tokio_postgres::Config::new();
     pg.user(&cfg.user)
         .dbname(&cfg.dbname)
@@ -212,20 +212,20 @@ pub async fn connect(cfg: &SourceConfig) -> Result<tokio_postgres::Client> {
 }
 
 /// A backend message, or `CopyBothResponse`, which postgres-protocol does not parse.
-pub(crate) enum Backend {
+pub enum Backend {
     Message(Message),
     CopyBothResponse,
 }
 
 /// Message framing over a [`Stream`]: buffered reads, one flush per message written.
-pub(crate) struct Wire {
+pub struct Wire {
     stream: Stream,
     read: BytesMut,
     write: BytesMut,
 }
 
 impl Wire {
-    pub(crate) fn new(stream: Stream) -> Self {
+    pub fn new(stream: Stream) -> Self {
         Wire {
             stream,
             read: BytesMut::with_capacity(READ_CHUNK),
@@ -234,7 +234,7 @@ impl Wire {
     }
 
     /// Encodes one message with `encode` and writes and flushes it. Not cancellation safe.
-    pub(crate) async fn send(
+    pub async fn send(
         &mut self,
         encode: impl FnOnce(&mut BytesMut) -> io::Result<()>,
     ) -> Result<()> {
@@ -251,7 +251,7 @@ impl Wire {
     }
 
     /// The next backend message. Cancellation safe: bytes read stay in the buffer.
-    pub(crate) async fn recv(&mut self) -> Result<Backend> {
+    pub async fn recv(&mut self) -> Result<Backend> {
         loop {
             if let Some(message) = self.parse()? {
                 return Ok(message);
@@ -296,12 +296,12 @@ impl Wire {
             .map_err(|e| Error::Protocol(e.to_string()))
     }
 
-    pub(crate) fn is_tls(&self) -> bool {
+    pub fn is_tls(&self) -> bool {
         self.stream.is_tls()
     }
 
     /// Sends `Terminate` and closes the stream.
-    pub(crate) async fn terminate(mut self) -> Result<()> {
+    pub async fn terminate(mut self) -> Result<()> {
         self.send(|buf| {
             frontend::terminate(buf);
             Ok(())
@@ -313,7 +313,7 @@ impl Wire {
 }
 
 /// An `ErrorResponse` (or `NoticeResponse`) body as a [`ServerError`].
-pub(crate) fn server_error(mut fields: ErrorFields<'_>) -> Error {
+pub fn server_error(mut fields: ErrorFields<'_>) -> Error {
     let mut e = ServerError {
         severity: String::new(),
         code: String::new(),
@@ -343,19 +343,15 @@ pub(crate) fn server_error(mut fields: ErrorFields<'_>) -> Error {
 }
 
 /// What the start-up exchange left us: the framed connection and the server's parameters.
-pub(crate) struct Started {
-    pub(crate) wire: Wire,
-    pub(crate) parameters: Vec<(String, String)>,
-    pub(crate) process_id: i32,
+pub struct Started {
+    pub wire: Wire,
+    pub parameters: Vec<(String, String)>,
+    pub process_id: i32,
 }
 
 /// Sends the start-up message with `params` and authenticates as `cfg.user`: trust, cleartext,
 /// MD5 or SCRAM-SHA-256 (without channel binding). Returns once the server is ready for a query.
-pub(crate) async fn startup(
-    stream: Stream,
-    cfg: &SourceConfig,
-    params: &[(&str, &str)],
-) -> Result<Started> {
+pub async fn startup(stream: Stream, cfg: &PgConfig, params: &[(&str, &str)]) -> Result<Started> {
     let mut wire = Wire::new(stream);
     let mut all: Vec<(&str, &str)> = vec![
         ("user", cfg.user.as_str()),
@@ -399,7 +395,7 @@ pub(crate) async fn startup(
     })
 }
 
-async fn authenticate(wire: &mut Wire, cfg: &SourceConfig) -> Result<()> {
+async fn authenticate(wire: &mut Wire, cfg: &PgConfig) -> Result<()> {
     let auth_err = |reason: &str| Error::Auth {
         user: cfg.user.clone(),
         reason: reason.to_owned(),
@@ -489,10 +485,9 @@ async fn authenticate(wire: &mut Wire, cfg: &SourceConfig) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replication::ReplicationClient;
 
     /// A peer that accepts connections and never answers (a hung server, or a partitioned
-    /// network behind a proxy) fails both connection kinds after `connect_timeout`.
+    /// network behind a proxy) fails the connection after `connect_timeout`.
     #[tokio::test]
     async fn a_silent_peer_fails_the_connection_after_connect_timeout() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -505,19 +500,12 @@ mod tests {
                 held.push(stream);
             }
         });
-        let mut cfg = SourceConfig::new("127.0.0.1", port, "u", "db");
+        let mut cfg = PgConfig::new("127.0.0.1", port, "u", "db");
         cfg.connect_timeout = Some(Duration::from_millis(300));
         let ordinary = connect(&cfg).await.expect_err("no answer");
         assert!(
             matches!(ordinary, Error::ConnectTimeout { port: p, .. } if p == port),
             "{ordinary:?}"
-        );
-        let replication = ReplicationClient::connect(&cfg)
-            .await
-            .expect_err("no answer");
-        assert!(
-            matches!(replication, Error::ConnectTimeout { port: p, .. } if p == port),
-            "{replication:?}"
         );
         assert_eq!(
             ordinary.to_string(),
