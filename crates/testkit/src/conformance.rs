@@ -126,7 +126,8 @@ macro_rules! conformance_tests {
             replay_after_crash, older_change_does_not_overwrite, empty_batch, added_column,
             unchanged_toast, unchanged_toast_key_change, nulls_everywhere, edge_values,
             float_special_values, numeric_special_values, infinite_datetimes,
-            hostile_identifiers, checkpoint_round_trip);
+            hostile_identifiers, parts_commit_with_their_end, discard_leaves_nothing,
+            refused_value_parks_its_table, checkpoint_round_trip);
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
         $(
@@ -166,6 +167,9 @@ pub const CASES: &[&str] = &[
     "numeric_special_values",
     "infinite_datetimes",
     "hostile_identifiers",
+    "parts_commit_with_their_end",
+    "discard_leaves_nothing",
+    "refused_value_parks_its_table",
     "checkpoint_round_trip",
 ];
 
@@ -341,6 +345,31 @@ impl<'h, H: Harness> Target<'h, H> {
             panic!("apply failed: {}", chain(&e));
         }
         self.last = cp.clone();
+    }
+
+    /// Applies `records` as a part of a large transaction (`apply_part`), in the target
+    /// transaction the next `apply` commits.
+    async fn apply_part(&mut self, records: &[LogRecord]) {
+        if self.dest.is_none() {
+            self.reopen().await;
+        }
+        self.offset += records.len();
+        let (batch, _) = build(&self.last, records, self.offset);
+        let dest = self.dest.as_mut().expect("a destination was just opened");
+        if let Err(e) = dest.apply_part(batch).await {
+            panic!("apply_part failed: {}", chain(&e));
+        }
+    }
+
+    /// Rolls back the parts applied since the last `apply`.
+    async fn discard(&mut self) {
+        let dest = self
+            .dest
+            .as_mut()
+            .expect("parts were applied on a destination");
+        if let Err(e) = dest.discard().await {
+            panic!("discard failed: {}", chain(&e));
+        }
     }
 
     /// Builds one batch of `records` after the last checkpoint, applies it and returns the
@@ -1987,6 +2016,111 @@ pub async fn hostile_identifiers<H: Harness>(h: &mut H) {
             assert!(t.reopen().await.is_some(), "{schema:?}: checkpoint stored");
         }
     }
+}
+
+/// Parts of a large source transaction (`apply_part`) commit with the `apply` that ends it:
+/// after a crash before that (the destination dropped) nothing of them remains, and rows of a
+/// later part at the same position win over the earlier part's.
+pub async fn parts_commit_with_their_end<H: Harness>(h: &mut H) {
+    let r = items(1);
+    let mut t = Target::fresh(h, SCHEMA, DeleteMode::Soft).await;
+    let first = t.apply(&[txn(10, vec![ins(&r, &A1)])]).await;
+    t.apply_part(&[txn(50, vec![ins(&r, &B2)])]).await;
+    assert_eq!(
+        t.reopen().await,
+        Some(first.clone()),
+        "a crash keeps the checkpoint"
+    );
+    let spec = Spec::new(&r, true);
+    assert_eq!(
+        t.rows(&spec).await,
+        spec.rows(&[(&A1, false, 10)]),
+        "nothing of a part without its end remains"
+    );
+    let b2v: Image<'static> = [Some("2"), Some("bread v2"), Some("21"), Some("2.50")];
+    t.apply_part(&[txn(50, vec![ins(&r, &B2), ins(&r, &C3)])])
+        .await;
+    let end = t.apply(&[txn(50, vec![upd(&r, vals(&b2v))])]).await;
+    assert_eq!(t.reopen().await, Some(end));
+    assert_eq!(
+        t.rows(&spec).await,
+        spec.rows(&[(&A1, false, 10), (&b2v, false, 50), (&C3, false, 50)]),
+        "the parts commit with their end, the later row at the same position wins"
+    );
+}
+
+/// `discard` rolls back the parts applied since the last `apply`: the next batch commits
+/// without them.
+pub async fn discard_leaves_nothing<H: Harness>(h: &mut H) {
+    let r = items(1);
+    let mut t = Target::fresh(h, SCHEMA, DeleteMode::Soft).await;
+    t.apply(&[txn(10, vec![ins(&r, &A1)])]).await;
+    t.apply_part(&[txn(50, vec![ins(&r, &B2)])]).await;
+    t.discard().await;
+    let next = t.apply(&[txn(60, vec![ins(&r, &C3)])]).await;
+    assert_eq!(t.reopen().await, Some(next));
+    let spec = Spec::new(&r, true);
+    assert_eq!(
+        t.rows(&spec).await,
+        spec.rows(&[(&A1, false, 10), (&C3, false, 60)]),
+        "the discarded part left nothing"
+    );
+}
+
+/// A value the target refuses (a date that is not one) fails the batch with a definite error
+/// that names the column and parks its table alone; the batch leaves nothing behind.
+pub async fn refused_value_parks_its_table<H: Harness>(h: &mut H)
+where
+    <H::Dest as Destination>::Error: sluice_core::Classify,
+{
+    use sluice_core::{Classify as _, ErrorClass};
+    let r = items(1);
+    let dated = relation(
+        "dated",
+        1,
+        &[("id", oid::INT4, -1, true), ("day", oid::DATE, -1, false)],
+    );
+    let mut t = Target::fresh(h, SCHEMA, DeleteMode::Soft).await;
+    let first = t
+        .apply(&[txn(
+            10,
+            vec![ins(&r, &A1), ins(&dated, &[Some("1"), Some("2024-01-01")])],
+        )])
+        .await;
+    let (batch, cp) = build(
+        &first,
+        &[txn(
+            20,
+            vec![ins(&r, &B2), ins(&dated, &[Some("2"), Some("2024-13-45")])],
+        )],
+        t.offset + 1,
+    );
+    let err = t
+        .try_apply(batch, &cp)
+        .await
+        .expect_err("the value is refused");
+    let message = chain(&err);
+    assert_eq!(err.class(), ErrorClass::Definite, "{message}");
+    assert_eq!(
+        err.wedged_table(),
+        Some(&TableId::new("public", "dated")),
+        "the error parks the table of the value alone: {message}"
+    );
+    assert!(
+        message.contains("\"day\""),
+        "the error names the column: {message}"
+    );
+    assert!(
+        !message.contains("2024-13-45"),
+        "the error never quotes the value: {message}"
+    );
+    assert_eq!(t.reopen().await, Some(first), "the checkpoint is as it was");
+    let spec = Spec::new(&r, true);
+    assert_eq!(
+        t.rows(&spec).await,
+        spec.rows(&[(&A1, false, 10)]),
+        "the other table's rows of the failed batch are not applied"
+    );
 }
 
 /// The checkpoint stored with a batch is what a new destination's `open` returns: LSNs above
