@@ -24,6 +24,20 @@ fn run(pipeline: &Pipeline, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// The parked tables `sluice status --json` reports.
+fn parked_tables(pipeline: &Pipeline) -> Vec<serde_json::Value> {
+    let status = Command::new(sluice_bin())
+        .args(["status", "--json", "-c"])
+        .arg(&pipeline.config)
+        .output()
+        .expect("run status");
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    report["target"]["checkpoint"]["parked"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("no parked tables: {report}"))
+}
+
 /// Captures everything committed so far into the change log, then loads it in a separate
 /// run, so that the loader sees all of it at once. Returns the loader's output.
 fn capture_then_load(pipeline: &Pipeline) -> String {
@@ -583,16 +597,8 @@ async fn unsafe_type_change_parks_only_that_table() {
             "the parked table stays as it was at the park"
         );
     }
-    let status = Command::new(sluice_bin())
-        .args(["status", "--json", "-c"])
-        .arg(&pipeline.config)
-        .output()
-        .expect("run status");
-    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
-    let parked = report["target"]["checkpoint"]["parked"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no parked tables: {report}"));
-    assert_eq!(parked.len(), 1, "{report}");
+    let parked = parked_tables(&pipeline);
+    assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0]["table"], "public.t");
     let reason = parked[0]["reason"].as_str().expect("reason");
     assert!(
@@ -672,16 +678,8 @@ async fn a_refused_value_parks_only_its_table() {
             "nothing of the parked table after the park"
         );
     }
-    let status = Command::new(sluice_bin())
-        .args(["status", "--json", "-c"])
-        .arg(&pipeline.config)
-        .output()
-        .expect("run status");
-    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
-    let parked = report["target"]["checkpoint"]["parked"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no parked tables: {report}"));
-    assert_eq!(parked.len(), 1, "{report}");
+    let parked = parked_tables(&pipeline);
+    assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0]["table"], "public.t");
     let reason = parked[0]["reason"].as_str().expect("reason");
     assert!(

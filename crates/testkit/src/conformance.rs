@@ -51,9 +51,8 @@ use std::sync::Arc;
 
 use sluice_core::pg_type::oid;
 use sluice_core::{
-    Batch, BatchBuilder, Change, Checkpoint, Column, DeleteMode, Destination, LogPosition,
-    LogRecord, Lsn, Op, PgType, RelationSchema, ReplicaIdentity, TableId, Transaction, TxnKind,
-    Value, meta,
+    Batch, BatchBuilder, Change, Checkpoint, DeleteMode, Destination, LogPosition, LogRecord, Lsn,
+    Op, PgType, RelationSchema, TableId, Transaction, TxnKind, Value, meta,
 };
 
 /// The pipeline name every case opens the destination with.
@@ -179,26 +178,10 @@ pub const CASES: &[&str] = &[
 /// The target schema of cases that do not test identifiers.
 const SCHEMA: &str = "conformance";
 
-/// A column of a test relation: name, type OID, type modifier, key.
-type Col<'a> = (&'a str, u32, i32, bool);
+use crate::records::Col;
 
 fn relation(name: &str, version: u32, columns: &[Col<'_>]) -> Arc<RelationSchema> {
-    Arc::new(RelationSchema {
-        table: TableId::new("public", name),
-        oid: 16384,
-        version,
-        replica_identity: ReplicaIdentity::Default,
-        columns: columns
-            .iter()
-            .map(|&(name, type_oid, type_modifier, key)| Column {
-                name: name.into(),
-                type_oid,
-                type_modifier,
-                key,
-                nullable: !key,
-            })
-            .collect(),
-    })
+    crate::records::relation("public", name, version, columns)
 }
 
 /// `atttypmod` of `numeric(p, s)`.

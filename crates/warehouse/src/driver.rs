@@ -69,16 +69,20 @@ impl<S: Session> SqlDestination<S> {
         }
     }
 
+    /// Creates the target schema unless it exists; returns its name.
+    async fn create_schema(&mut self) -> Result<String> {
+        let schema = self.session.options().schema.clone();
+        let statement = self.session.dialect().create_schema(&schema);
+        self.session
+            .execute(statement, "creating the target schema".into())
+            .await?;
+        Ok(schema)
+    }
+
     /// Creates or evolves every table of the batch, then applies each table's rows.
     async fn apply_tables(&mut self, batch: Batch, guard: Guard) -> Result<()> {
         let d = self.session.dialect();
-        let schema = self.session.options().schema.clone();
-        self.session
-            .execute(
-                d.create_schema(&schema),
-                "creating the target schema".into(),
-            )
-            .await?;
+        let schema = self.create_schema().await?;
         let batch = Arc::new(batch);
         let mut targets = HashMap::new();
         let mut plans = Vec::with_capacity(batch.tables.len());
@@ -373,13 +377,7 @@ impl<S: Session> Destination for SqlDestination<S> {
         }
         self.session.connect().await?;
         let d = self.session.dialect();
-        let schema = self.session.options().schema.clone();
-        self.session
-            .execute(
-                d.create_schema(&schema),
-                "creating the target schema".into(),
-            )
-            .await?;
+        let schema = self.create_schema().await?;
         self.session
             .execute(
                 d.create_checkpoint_table(&schema),
