@@ -165,7 +165,7 @@ impl Settings {
 mod tests {
     use super::*;
 
-    const BASE: &str = "[source]\nurl = \"postgres://localhost/shop\"\ntables = [\"public.t\"]\n\
+    const BASE: &str = "[source]\nurl = \"postgres://sluice@localhost/shop\"\ntables = [\"public.t\"]\n\
                         [log]\npath = \"/data/log\"\n[target]\npath = \"/data/wh.duckdb\"\n";
 
     #[test]
