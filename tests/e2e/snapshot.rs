@@ -343,3 +343,96 @@ async fn an_unfinished_keyless_table_starts_the_snapshot_over() {
     catch_up(&p.config);
     assert_all_equal(&db, &p).await;
 }
+
+/// With `[capture] state_dir` elsewhere, capture's own files (the chunk ledger of an
+/// interrupted snapshot, the spill files of transactions streamed before their commit, the
+/// monitor's `sync-state.json`) live there and never in the change log's directory; the
+/// restart finds the ledger there and resumes, and `sluice status` reads the state file there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_state_dir_keeps_the_snapshot_ledger_spill_and_sync_state_out_of_the_log() {
+    let db = source(20_000, 10).await;
+    // The server streams any transaction over 64 kB (its smallest setting) before its commit.
+    db.execute(&format!(
+        "ALTER DATABASE \"{}\" SET logical_decoding_work_mem = '64kB'",
+        db.name()
+    ))
+    .await
+    .expect("streaming threshold");
+    let p = pipeline(&db);
+    let state = p.dir.path().join("capture-state");
+    let log_dir = p.dir.path().join("log");
+    let text = std::fs::read_to_string(&p.config).expect("config");
+    std::fs::write(
+        &p.config,
+        format!("{text}\n[capture]\nstate_dir = \"{}\"\n", state.display()),
+    )
+    .expect("write config");
+    let capture_files = [
+        "snapshot-ledger",
+        "spill",
+        "sync-state.json",
+        "sync-state-load.json",
+    ];
+    let in_log = |when: &str| {
+        for name in capture_files {
+            assert!(
+                !log_dir.join(name).exists(),
+                "{when}: {name} is in the change log's directory"
+            );
+        }
+    };
+
+    crash_in_snapshot(&p.config, 16, &p.dir.path().join("crash.log"));
+    assert!(
+        state.join("snapshot-ledger").is_file(),
+        "the interrupted snapshot's ledger is in the state directory"
+    );
+    in_log("after the crash");
+
+    // One transaction large enough to be streamed before its commit.
+    db.execute(
+        "INSERT INTO ledger SELECT g, g % 100, g * 0.5, repeat('s', 50) \
+         FROM generate_series(2000001, 2010000) g",
+    )
+    .await
+    .expect("large transaction");
+    let resumed = catch_up(&p.config);
+    assert!(
+        resumed.contains("resuming the snapshot"),
+        "the restart found the ledger in the state directory:\n{resumed}"
+    );
+    assert!(
+        resumed.contains("transaction streamed before its commit is in the change log"),
+        "the large transaction was streamed (through the spill directory):\n{resumed}"
+    );
+    assert!(
+        state.join("spill").is_dir(),
+        "spill directory in the state directory"
+    );
+    assert!(
+        state.join("sync-state.json").is_file(),
+        "the monitor's state file is in the state directory"
+    );
+    assert!(
+        !state.join("snapshot-ledger").exists(),
+        "the finished snapshot's ledger is removed"
+    );
+    in_log("after the sync");
+
+    let out = sluice(&p.config, &["status", "--json"])
+        .output()
+        .expect("run status");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let sync = status["sync"].as_array().expect("sync processes");
+    assert!(
+        sync.iter().any(|s| s["role"] == "capture and load"),
+        "status reads the sync's state file from the state directory: {status}"
+    );
+    assert_all_equal(&db, &p).await;
+}

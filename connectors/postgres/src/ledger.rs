@@ -2,8 +2,8 @@
 //! log, so that a restart after a crash copies only the others.
 //!
 //! The change log is capture's checkpoint (the loader's lives in the target, in the same
-//! transaction as the data it loaded); the ledger is a small file next to the log's segments
-//! that says what the log holds of an unfinished snapshot. A chunk is marked done only after
+//! transaction as the data it loaded); the ledger is a small file in capture's state directory
+//! (by default next to the log's segments) that says what the log holds of an unfinished snapshot. A chunk is marked done only after
 //! `append` has returned for its last record, so the ledger never claims more than the log
 //! holds; it may claim less (a crash between that append and the ledger's write), and the
 //! chunk is then copied again, which the position guard makes harmless (see `snapshot`).
@@ -22,7 +22,7 @@ use sluice_core::{Lsn, TableId};
 
 use crate::chunk::{Bounds, KeyColumn};
 
-/// Name of the ledger file in the change log's directory.
+/// Name of the ledger file in capture's state directory (by default the change log's).
 pub const FILE_NAME: &str = "snapshot-ledger";
 
 const MAGIC: &str = "sluice-snapshot-ledger";

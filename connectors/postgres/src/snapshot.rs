@@ -12,8 +12,8 @@
 //! between `SnapshotBegin { C }` and `SnapshotEnd { C }`. Records of different chunks
 //! interleave; each carries its relation, and no record spans two chunks.
 //!
-//! **Resume.** The change log is capture's checkpoint (the loader's is in the target). Next to
-//! it, a chunk ledger ([`crate::ledger`]) records `C`, the chunk boundaries and which chunks
+//! **Resume.** The change log is capture's checkpoint (the loader's is in the target). In
+//! capture's state directory, a chunk ledger ([`crate::ledger`]) records `C`, the chunk boundaries and which chunks
 //! are durable in the log (marked after `append` returned for a chunk's last record). A run
 //! that finds the slot, a log ending inside the snapshot and a ledger that matches both (same
 //! `C`, the slot still at `C`, the last snapshot record at a position the ledger wrote, the
@@ -80,12 +80,12 @@ pub struct SnapshotOptions {
     pub workers: usize,
     /// Rows per chunk, about.
     pub chunk_rows: u64,
-    /// The chunk ledger's file (in the change log's directory); `None`: an interrupted
-    /// snapshot always starts over.
+    /// The chunk ledger's file (in capture's state directory, by default the change log's);
+    /// `None`: an interrupted snapshot always starts over.
     pub ledger: Option<PathBuf>,
 }
 
-/// The ledger's file for a change log in `dir`.
+/// The ledger's file in capture's state directory `dir`.
 pub fn ledger_path(dir: &Path) -> PathBuf {
     dir.join(ledger::FILE_NAME)
 }

@@ -1,7 +1,7 @@
 //! Sluice configuration.
 //!
-//! One TOML file (`sluice.toml`) with the sections `[source]`, `[log]`, `[target]`, `[load]`,
-//! `[wal]` and `[metrics]`. Precedence: defaults < file < environment (`SLUICE__SECTION__KEY=value`) < CLI
+//! One TOML file (`sluice.toml`) with the sections `[source]`, `[capture]`, `[log]`, `[target]`,
+//! `[load]`, `[wal]` and `[metrics]`. Precedence: defaults < file < environment (`SLUICE__SECTION__KEY=value`) < CLI
 //! flags. String values may contain `${VAR}` (replaced by the environment variable, an error
 //! when unset) and `$${` for a literal `${`. Loading has two phases: [`Config::from_toml`] and
 //! [`Config::validate`] are pure and name the field path of every problem; connecting and
@@ -63,6 +63,7 @@ pub const DEFAULT_WAL_CHECK_INTERVAL_MS: u64 = 10_000;
 pub struct Config {
     pub pipeline: String,
     pub source: SourceSection,
+    pub capture: CaptureSection,
     pub log: Section,
     pub target: Section,
     pub load: LoadSection,
@@ -103,6 +104,17 @@ fn default_wal_warn_retained() -> ByteSize {
 }
 fn default_wal_check_interval_ms() -> u64 {
     DEFAULT_WAL_CHECK_INTERVAL_MS
+}
+
+/// `[capture]`: capture's own state.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSection {
+    /// Directory for capture's state: the initial snapshot's chunk ledger, the spill files of
+    /// transactions streamed before their commit, and the `sync-state.json` that `sluice
+    /// status` reads. Unset (the default): the local change log's directory (`[log] path`),
+    /// where these files have always been; a change log without a directory needs it set.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// `[metrics]`: the HTTP endpoint with `/metrics`, `/healthz` and `/readyz`.
@@ -236,6 +248,7 @@ impl Config {
         };
         let source = take_section(&mut table, "source", &mut problems)
             .and_then(|t| parse_or_note::<SourceSection>("source", t, &mut problems));
+        let capture = optional_section::<CaptureSection>(&mut table, "capture", &mut problems);
         let log = take_connector(&mut table, "log", Some("local"), &mut problems);
         let target = take_connector(&mut table, "target", Some("duckdb"), &mut problems);
         let load = optional_section::<LoadSection>(&mut table, "load", &mut problems);
@@ -244,23 +257,28 @@ impl Config {
         for key in table.keys() {
             problems.push(Problem::new(
                 key_name(key),
-                "unknown section; expected one of pipeline, source, log, target, load, wal, metrics",
+                "unknown section; expected one of pipeline, source, capture, log, target, load, wal, metrics",
             ));
         }
-        match (source, log, target, load, wal, metrics) {
-            (Some(source), Some(log), Some(target), Some(load), Some(wal), Some(metrics))
-                if problems.is_empty() =>
-            {
-                Ok(Config {
-                    pipeline,
-                    source,
-                    log,
-                    target,
-                    load,
-                    wal,
-                    metrics,
-                })
-            }
+        match (source, capture, log, target, load, wal, metrics) {
+            (
+                Some(source),
+                Some(capture),
+                Some(log),
+                Some(target),
+                Some(load),
+                Some(wal),
+                Some(metrics),
+            ) if problems.is_empty() => Ok(Config {
+                pipeline,
+                source,
+                capture,
+                log,
+                target,
+                load,
+                wal,
+                metrics,
+            }),
             _ => Err(ConfigError::Invalid(problems)),
         }
     }
@@ -318,6 +336,17 @@ impl Config {
             p.push(Problem::new(
                 "source.snapshot_chunk_rows",
                 "must be at least 1",
+            ));
+        }
+        if self
+            .capture
+            .state_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            p.push(Problem::new(
+                "capture.state_dir",
+                "must not be empty (leave it out for the change log's directory)",
             ));
         }
         if self.load.flush_interval_ms == 0 {

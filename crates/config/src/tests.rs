@@ -356,3 +356,47 @@ fn snapshot_options_default_and_name_their_fields() {
         .expect_err("negative");
     assert_eq!(paths(err), vec!["source.snapshot_workers".to_owned()]);
 }
+
+#[test]
+fn capture_state_dir_parses_and_defaults_to_the_log_directory() {
+    let c = Config::from_toml(MINIMAL, &vars(&[])).expect("parses");
+    assert_eq!(
+        c.capture.state_dir, None,
+        "unset: the change log's directory"
+    );
+    let text = format!("{MINIMAL}[capture]\nstate_dir = \"${{STATE}}/capture\"\n");
+    let c = Config::from_toml(&text, &vars(&[("STATE", "/var/lib/sluice")])).expect("parses");
+    c.validate().expect("valid");
+    assert_eq!(
+        c.capture.state_dir.as_deref(),
+        Some(std::path::Path::new("/var/lib/sluice/capture"))
+    );
+    let c = Config::from_toml(
+        MINIMAL,
+        &vars(&[("SLUICE__CAPTURE__STATE_DIR", "/srv/state")]),
+    )
+    .expect("parses");
+    assert_eq!(
+        c.capture.state_dir.as_deref(),
+        Some(std::path::Path::new("/srv/state"))
+    );
+}
+
+#[test]
+fn capture_section_names_bad_fields() {
+    let err = Config::from_toml(&format!("{MINIMAL}[capture]\nstate = \"x\"\n"), &vars(&[]))
+        .expect_err("unknown key");
+    assert_eq!(paths(err), vec!["capture.state".to_owned()]);
+    let err = Config::from_toml(&format!("{MINIMAL}[capture]\nstate_dir = 3\n"), &vars(&[]))
+        .expect_err("not a path");
+    assert_eq!(paths(err), vec!["capture.state_dir".to_owned()]);
+    let c = Config::from_toml(
+        &format!("{MINIMAL}[capture]\nstate_dir = \"\"\n"),
+        &vars(&[]),
+    )
+    .expect("parses");
+    assert_eq!(
+        paths(c.validate().expect_err("empty")),
+        vec!["capture.state_dir".to_owned()]
+    );
+}

@@ -2,7 +2,7 @@
 //!
 //! - the slot's retained WAL, read every `[wal] check_interval_ms`: metrics, a warning above
 //!   `[wal] warn_retained`, and the rates that estimate when the slot would be invalidated;
-//! - a state file in the change-log directory, rewritten every second, that `sluice status`
+//! - a state file in capture's state directory, rewritten every second, that `sluice status`
 //!   reads (throughput, per-table positions, snapshot progress, the slot's trend) whether or
 //!   not the sync still runs;
 //! - on a terminal, a progress bar per table while the snapshot copies, then a status line
@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::settings::WalPolicy;
 
-/// Name of the state file in the change-log directory, per role of the process.
+/// Name of the state file in capture's state directory (`[capture] state_dir`, by default
+/// the change-log directory), per role of the process.
 pub fn state_file_name(load_only: bool) -> &'static str {
     if load_only {
         "sync-state-load.json"

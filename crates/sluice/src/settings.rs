@@ -3,7 +3,7 @@
 //! a bad configuration exits with code 2 and a message naming the field.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -13,8 +13,8 @@ use sluice_postgres::{CaptureOptions, SnapshotOptions, SourceConfig, TablePatter
 
 use crate::registry::{self, LogKind, TargetKind};
 
-/// The directory, inside the change log's, where transactions streamed before their commit
-/// wait for it.
+/// The directory, inside capture's state directory, where transactions streamed before their
+/// commit wait for it.
 const SPILL_DIR: &str = "spill";
 
 /// `[wal] absorb_backlog` is at least this many change-log segments: the change log's size on
@@ -28,6 +28,9 @@ pub struct Settings {
     pub source: SourceConfig,
     pub capture: CaptureOptions,
     pub log: LogKind,
+    /// Capture's state (snapshot chunk ledger, spill files, the monitor's state files):
+    /// `[capture] state_dir`, by default the local change log's directory.
+    pub state_dir: PathBuf,
     pub target: TargetKind,
     pub limits: BatchLimits,
     pub wal: WalPolicy,
@@ -99,6 +102,13 @@ impl Settings {
                 ),
             )]));
         }
+        // Default: the local change log's directory, where these files lived before the
+        // option existed, so nothing moves for existing pipelines.
+        let state_dir = config
+            .capture
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| log_options.dir.clone());
         let target = registry::target(&config.target)?;
         target
             .check_batch_bytes(config.load.max_batch_bytes.0)
@@ -113,12 +123,12 @@ impl Settings {
                 snapshot: SnapshotOptions {
                     workers: config.source.snapshot_workers,
                     chunk_rows: config.source.snapshot_chunk_rows,
-                    // The change log is capture's checkpoint; the ledger sits next to it.
-                    ledger: Some(sluice_postgres::ledger_path(&log_options.dir)),
+                    ledger: Some(sluice_postgres::ledger_path(&state_dir)),
                 },
-                spill: Some(log_options.dir.join(SPILL_DIR)),
+                spill: Some(state_dir.join(SPILL_DIR)),
             },
             log,
+            state_dir,
             target,
             limits: BatchLimits {
                 flush_interval: Duration::from_millis(config.load.flush_interval_ms),
@@ -137,5 +147,40 @@ impl Settings {
                 .as_deref()
                 .and_then(|l| l.parse().ok()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[source]\nurl = \"postgres://sluice@localhost/shop\"\ntables = [\"public.t\"]\n\
+                        [log]\npath = \"/data/log\"\n[target]\npath = \"/data/wh.duckdb\"\n";
+
+    #[test]
+    fn capture_state_stays_in_the_log_directory_unless_state_dir_says_otherwise() {
+        let vars = BTreeMap::new();
+        let s = Settings::from_text(BASE, &vars).expect("valid");
+        assert_eq!(s.state_dir, Path::new("/data/log"));
+        assert_eq!(
+            s.capture.snapshot.ledger.as_deref(),
+            Some(Path::new("/data/log/snapshot-ledger"))
+        );
+        assert_eq!(
+            s.capture.spill.as_deref(),
+            Some(Path::new("/data/log/spill"))
+        );
+
+        let text = format!("{BASE}[capture]\nstate_dir = \"/var/lib/sluice\"\n");
+        let s = Settings::from_text(&text, &vars).expect("valid");
+        assert_eq!(s.state_dir, Path::new("/var/lib/sluice"));
+        assert_eq!(
+            s.capture.snapshot.ledger.as_deref(),
+            Some(Path::new("/var/lib/sluice/snapshot-ledger"))
+        );
+        assert_eq!(
+            s.capture.spill.as_deref(),
+            Some(Path::new("/var/lib/sluice/spill"))
+        );
     }
 }

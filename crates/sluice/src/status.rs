@@ -15,6 +15,7 @@
 //! only failure is an unreachable source (exit 1); the rest is printed all the same.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Serialize;
 use sluice_config::redact_url;
@@ -169,7 +170,7 @@ struct SourceState {
 
 /// Prints the status; returns whether the source could be reached.
 pub async fn run(settings: &Settings, json: bool) -> bool {
-    let mut sync = read_sync_states(&settings.log);
+    let mut sync = read_sync_states(&settings.state_dir);
     let live_capture = sync.iter().find(|p| p.running && p.role == CAPTURE_ROLE);
     let mut source = read_source(settings).await;
     if let Ok(state) = source.as_mut() {
@@ -254,13 +255,12 @@ pub async fn run(settings: &Settings, json: bool) -> bool {
 /// Role of the process that captures (and usually loads).
 const CAPTURE_ROLE: &str = "capture and load";
 
-/// The state files of sync processes in the change-log directory.
-fn read_sync_states(log: &LogKind) -> Vec<SyncProcessReport> {
-    let LogKind::Local(options) = log;
+/// The state files of sync processes in capture's state directory.
+fn read_sync_states(state_dir: &Path) -> Vec<SyncProcessReport> {
     [(false, CAPTURE_ROLE), (true, "load")]
         .into_iter()
         .filter_map(|(load_only, role)| {
-            let path = options.dir.join(crate::monitor::state_file_name(load_only));
+            let path = state_dir.join(crate::monitor::state_file_name(load_only));
             let state = crate::monitor::read_state(&path)?;
             Some(SyncProcessReport {
                 role,

@@ -115,6 +115,17 @@ async fn run_stages<D: Destination + 'static>(
     let LogKind::Local(log_options) = settings.log.clone();
     let dir = log_options.dir.clone();
     let (writer, reader) = local_log(log_options, options.stage).await?;
+    tokio::fs::create_dir_all(&settings.state_dir)
+        .await
+        .map_err(|e| {
+            Failure::fatal(
+                "capture state",
+                anyhow::Error::new(e).context(format!(
+                    "cannot create the state directory \"{}\" ([capture] state_dir)",
+                    settings.state_dir.display()
+                )),
+            )
+        })?;
     let writer = writer.map(|inner| TrackedLog {
         inner,
         stats: options.stats.clone(),
@@ -129,7 +140,11 @@ async fn run_stages<D: Destination + 'static>(
         source: settings.source.clone(),
         slot: settings.capture.slot.clone(),
         wal: settings.wal,
-        state_file: Some(dir.join(monitor::state_file_name(options.stage == Stage::Load))),
+        state_file: Some(
+            settings
+                .state_dir
+                .join(monitor::state_file_name(options.stage == Stage::Load)),
+        ),
         log_dir: Some(dir),
         display: options.display,
         captures: options.stage != Stage::Load,
