@@ -139,17 +139,15 @@ impl Session for DuckDbSession {
             columns: table.columns.clone(),
             target: table.target.clone(),
         };
-        let result = self
-            .run(move |c| {
-                Ok(c.append_stage(
-                    table.columns.len(),
-                    table.keys(),
-                    table.rows(&encode::stage_value),
-                ))
-            })
-            .await
-            .map_err(sluice_warehouse::Error::session)?;
-        result
+        self.run(move |c| {
+            Ok(c.append_stage(
+                table.columns.len(),
+                table.keys(),
+                table.rows(&encode::stage_value),
+            ))
+        })
+        .await
+        .map_err(sluice_warehouse::Error::session)?
     }
 
     async fn begin(&mut self) -> WarehouseResult<()> {

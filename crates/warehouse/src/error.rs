@@ -33,22 +33,8 @@ pub enum Error {
     Session(SessionFailure),
 
     /// A value cannot be stored in its target column. Parks the source table.
-    #[error(
-        "table {target} column \"{column}\"{key}: {reason}",
-        column = column.replace('"', "\"\""),
-        key = key.as_ref().map(|k| format!(" at key {k}")).unwrap_or_default()
-    )]
-    Value {
-        /// The source table, which the loader parks.
-        table: TableId,
-        /// `schema.name` of the target, quoted.
-        target: String,
-        column: String,
-        /// The key of a row holding such a value (`(id)=(42)`), when it could be found.
-        key: Option<String>,
-        /// Why, never the value itself unless it cannot be a secret (numbers, times).
-        reason: String,
-    },
+    #[error("{0}")]
+    Value(Box<RefusedValue>),
 
     /// The source changed a table in a way the target cannot follow safely.
     #[error("table {table}: {reason}")]
@@ -75,6 +61,25 @@ pub enum Error {
          they were rolled back and are loaded again"
     )]
     PartsLost,
+}
+
+/// A value a target column cannot hold: where it is, never what it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "table {target} column \"{column}\"{key}: {reason}",
+    column = column.replace('"', "\"\""),
+    key = key.as_ref().map(|k| format!(" at key {k}")).unwrap_or_default()
+)]
+pub struct RefusedValue {
+    /// The source table, which the loader parks.
+    pub table: TableId,
+    /// `schema.name` of the target, quoted.
+    pub target: String,
+    pub column: String,
+    /// The key of a row holding such a value (`(id)=(42)`), when it could be found.
+    pub key: Option<String>,
+    /// Why, never quoting the value.
+    pub reason: String,
 }
 
 /// A session's error, boxed: its `Display` and `source()` are the session error's own.
@@ -135,14 +140,14 @@ impl Classify for Error {
             Error::Config(_) | Error::Checkpoint { .. } | Error::NotOpen => ErrorClass::Fatal,
             Error::Session(SessionFailure(e)) => e.class(),
             Error::PartsLost => ErrorClass::Transient,
-            Error::Value { .. } | Error::Schema { .. } => ErrorClass::Definite,
+            Error::Value(_) | Error::Schema { .. } => ErrorClass::Definite,
         }
     }
 
     fn wedged_table(&self) -> Option<&TableId> {
         match self {
             Error::Schema { parks, .. } => parks.as_ref(),
-            Error::Value { table, .. } => Some(table),
+            Error::Value(refused) => Some(&refused.table),
             Error::Session(SessionFailure(e)) => e.wedged_table(),
             _ => None,
         }
@@ -155,13 +160,13 @@ mod tests {
 
     #[test]
     fn value_errors_park_their_table_and_name_column_and_key() {
-        let value = Error::Value {
+        let value = Error::Value(Box::new(RefusedValue {
             table: TableId::new("public", "t"),
             target: "\"raw\".\"t\"".into(),
             column: "a\"b".into(),
             key: Some("(id)=(7)".into()),
             reason: "x".into(),
-        };
+        }));
         assert_eq!(value.class(), ErrorClass::Definite);
         assert_eq!(value.wedged_table(), Some(&TableId::new("public", "t")));
         assert_eq!(

@@ -19,6 +19,6 @@ mod session;
 pub mod staging;
 
 pub use driver::SqlDestination;
-pub use error::{Error, Result, SessionError, SessionFailure};
+pub use error::{Error, RefusedValue, Result, SessionError, SessionFailure};
 pub use session::{Rows, Session, TargetOptions};
 pub use staging::{StageTable, StagedRow};

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use sluice_core::{Batch, Row, RowOp, TableBatch, Value};
 use sluice_sql::TargetColumn;
 
-use crate::error::Error;
+use crate::error::{Error, RefusedValue};
 
 /// One row in the staging layout. Values borrow the row's text where the target takes it as
 /// the source printed it.
@@ -77,7 +77,7 @@ impl<T> StageTable<T> {
 
     /// A value error of column `i` (of a row, when known).
     pub fn value_error(&self, i: usize, row: Option<&Row>, reason: String) -> Error {
-        Error::Value {
+        Error::Value(Box::new(RefusedValue {
             table: self.table().relation.table.clone(),
             target: self.target.clone(),
             column: self
@@ -86,7 +86,7 @@ impl<T> StageTable<T> {
                 .map_or_else(String::new, |c| c.name.clone()),
             key: row.map(|row| key_text(row, &self.columns)),
             reason,
-        }
+        }))
     }
 }
 
@@ -268,7 +268,10 @@ mod tests {
             vec![Value::from("1"), Value::from("a"), Value::from("b")],
         );
         assert_eq!(
-            stage_row(&r, &columns(), &keep).map(|_| ()).unwrap_err().0,
+            stage_row(&r, &columns(), &keep)
+                .map(|_| ())
+                .expect_err("refused")
+                .0,
             2
         );
     }
