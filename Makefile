@@ -14,7 +14,7 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: ## Fetch the prebuilt libduckdb (linked as .libduckdb for plain cargo) and install cargo-nextest if missing
-	@ln -sfn "$$(tests/scripts/fetch-libduckdb.sh "$(CACHE)")" .libduckdb
+	@dir=$$(tests/scripts/fetch-libduckdb.sh "$(CACHE)") && ln -sfn "$$dir" .libduckdb
 	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 
 build: setup ## Build the sluice binary (debug)
