@@ -698,7 +698,8 @@ async fn a_refused_value_parks_only_its_table() {
         "verify reports a difference:\n{out}"
     );
     assert!(
-        out.contains("PARKED    public.t") && out.contains("equal     public.other"),
+        out.contains("PARKED    \"public\".\"t\"")
+            && out.contains("equal     \"public\".\"other\""),
         "verify reports the table as parked and the other as equal:\n{out}"
     );
 }

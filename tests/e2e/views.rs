@@ -815,7 +815,7 @@ async fn views_need_the_loaded_tables() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("installing view \"stock_on_hand\" failed"),
+        stderr.contains("while installing view \"stock_on_hand\""),
         "{stderr}"
     );
     assert!(stderr.contains("run `sluice sync`"), "{stderr}");
