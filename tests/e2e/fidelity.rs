@@ -24,6 +24,14 @@ fn run(pipeline: &Pipeline, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Runs `sync --until-caught-up`, which must succeed although a table gets parked; returns
+/// its output.
+fn sync_past_a_park(pipeline: &Pipeline) -> String {
+    let (ok, out) = run(pipeline, &["sync", "--until-caught-up"]);
+    assert!(ok, "sync goes on without the parked table:\n{out}");
+    out
+}
+
 /// The parked tables `sluice status --json` reports.
 fn parked_tables(pipeline: &Pipeline) -> Vec<serde_json::Value> {
     let status = Command::new(sluice_bin())
@@ -565,8 +573,7 @@ async fn unsafe_type_change_parks_only_that_table() {
         ],
     )
     .await;
-    let (ok, out) = run(&pipeline, &["sync", "--until-caught-up"]);
-    assert!(ok, "sync goes on without the parked table:\n{out}");
+    let out = sync_past_a_park(&pipeline);
     assert!(
         out.contains("table \"raw\".\"t\": column \"d\" changed from VARCHAR to DATE"),
         "the error names the table, the column and both types:\n{out}"
@@ -659,8 +666,7 @@ async fn a_refused_value_parks_only_its_table() {
         ],
     )
     .await;
-    let (ok, out) = run(&pipeline, &["sync", "--until-caught-up"]);
-    assert!(ok, "sync goes on without the parked table:\n{out}");
+    let out = sync_past_a_park(&pipeline);
     assert!(
         out.contains("table \"raw\".\"t\" column \"a\" at key (id)=(42)"),
         "the error names the table, the column and the key:\n{out}"

@@ -1,39 +1,14 @@
 //! Records of every kind and small helpers.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::{
-    Change, ChangeLogReader, Column, LogRecord, Lsn, Op, ReadRecord, RelationSchema,
-    ReplicaIdentity, TableId, Transaction, TxnKind, Value,
+    Change, ChangeLogReader, LogRecord, Lsn, Op, ReadRecord, Transaction, TxnKind, Value,
 };
 use sluice_log_local::{LocalLog, LogOptions, LogReader};
 
-pub fn relation(name: &str) -> Arc<RelationSchema> {
-    Arc::new(RelationSchema {
-        table: TableId::new("public", name),
-        oid: 16384,
-        version: 1,
-        replica_identity: ReplicaIdentity::Default,
-        columns: vec![
-            Column {
-                name: "id".into(),
-                type_oid: 20,
-                type_modifier: -1,
-                key: true,
-                nullable: false,
-            },
-            Column {
-                name: "note".into(),
-                type_oid: 25,
-                type_modifier: -1,
-                key: false,
-                nullable: true,
-            },
-        ],
-    })
-}
+pub use sluice_testkit::log_conformance::relation;
 
 /// A transaction of `changes` changes cycling through every op and value kind.
 pub fn transaction(i: u64, changes: usize) -> LogRecord {

@@ -103,7 +103,8 @@ pub const CASES: &[&str] = &[
 /// Commit LSN of record 0; every later record commits 0x100 further on.
 const BASE_LSN: u64 = 0x1_0000_0000;
 
-fn relation(name: &str) -> Arc<RelationSchema> {
+/// `public.<name> (id int8 key, note text)`, the relation of the suite's records.
+pub fn relation(name: &str) -> Arc<RelationSchema> {
     Arc::new(RelationSchema {
         table: TableId::new("public", name),
         oid: 16384,
