@@ -5,7 +5,7 @@ use sluice_core::{Batch, DeleteMode, LogRecord, Lsn, Row, RowOp, TableBatch, Val
 
 use crate::support::*;
 
-use sluice_testkit::records::{order_history, orders};
+use sluice_testkit::records::{insert_orders, order_history, orders};
 
 const ROWS: &str =
     "SELECT id, status, note, _sluice_lsn, _sluice_deleted FROM raw.orders ORDER BY id";
@@ -185,14 +185,8 @@ async fn duplicate_delivery_changes_nothing() {
 async fn an_older_change_never_overwrites_a_newer_one() {
     let r = orders();
     let mut f = Fixture::new(DeleteMode::Soft);
-    f.apply(&[txn(
-        50,
-        vec![
-            ins(&r, vals(&[Some("1"), Some("newest"), None])),
-            ins(&r, vals(&[Some("2"), Some("kept"), None])),
-        ],
-    )])
-    .await;
+    f.apply(&[insert_orders(50, &[("1", "newest"), ("2", "kept")])])
+        .await;
     // Changes older than what the rows hold, delivered late (an upsert and a delete).
     f.apply(&[txn(
         30,

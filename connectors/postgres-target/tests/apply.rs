@@ -5,7 +5,7 @@ use sluice_core::{DeleteMode, Destination, Value};
 
 use crate::support::*;
 
-use sluice_testkit::records::{order_history, orders};
+use sluice_testkit::records::{insert_orders, order_history, orders};
 
 const ROWS: &str =
     "SELECT id, status, note, _sluice_lsn, _sluice_deleted FROM raw.orders ORDER BY id";
@@ -57,15 +57,8 @@ async fn insert_update_soft_delete_undelete() {
 async fn hard_delete_truncate_and_key_change() {
     let r = orders();
     let mut t = Target::new(DeleteMode::Hard).await;
-    t.apply(&[txn(
-        10,
-        vec![
-            ins(&r, vals(&[Some("1"), Some("a"), None])),
-            ins(&r, vals(&[Some("2"), Some("b"), None])),
-            ins(&r, vals(&[Some("3"), Some("c"), None])),
-        ],
-    )])
-    .await;
+    t.apply(&[insert_orders(10, &[("1", "a"), ("2", "b"), ("3", "c")])])
+        .await;
     t.apply(&[txn(
         20,
         vec![

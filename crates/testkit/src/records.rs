@@ -149,3 +149,14 @@ pub fn lines(rows: Vec<Vec<Option<String>>>) -> Vec<String> {
         })
         .collect()
 }
+
+/// A transaction at `commit` inserting [`orders`] rows `(id, status)` with a NULL note.
+pub fn insert_orders(commit: u64, rows: &[(&str, &str)]) -> LogRecord {
+    let r = orders();
+    txn(
+        commit,
+        rows.iter()
+            .map(|&(id, status)| ins(&r, vals(&[Some(id), Some(status), None])))
+            .collect(),
+    )
+}
