@@ -56,16 +56,16 @@ impl<S: Session> SqlDestination<S> {
     }
 
     /// Connects, and checks that parts applied before are still in the open transaction.
-    /// Returns whether parts are open.
-    async fn resume_parts(&mut self) -> Result<bool> {
+    /// Returns the connection's generation and whether parts are open.
+    async fn resume_parts(&mut self) -> Result<(u64, bool)> {
         let generation = self.session.connect().await?;
         match self.parts.take() {
             Some(open) if open != generation => Err(Error::PartsLost),
             Some(open) => {
                 self.parts = Some(open);
-                Ok(true)
+                Ok((generation, true))
             }
-            None => Ok(false),
+            None => Ok((generation, false)),
         }
     }
 
@@ -398,7 +398,7 @@ impl<S: Session> Destination for SqlDestination<S> {
     }
 
     async fn apply_part(&mut self, batch: Batch) -> Result<()> {
-        let open = self.resume_parts().await?;
+        let (generation, open) = self.resume_parts().await?;
         if !open {
             self.session.begin().await?;
         }
@@ -407,7 +407,7 @@ impl<S: Session> Destination for SqlDestination<S> {
             self.session.rollback().await;
             return Err(e);
         }
-        self.parts = Some(self.session.connect().await?);
+        self.parts = Some(generation);
         tracing::debug!(rows, "part of a large transaction applied");
         Ok(())
     }
@@ -428,7 +428,7 @@ impl<S: Session> Destination for SqlDestination<S> {
 
     async fn apply(&mut self, batch: Batch, checkpoint: &Checkpoint) -> Result<()> {
         let store = self.checkpoint_statements(checkpoint)?;
-        let open = self.resume_parts().await?;
+        let (_, open) = self.resume_parts().await?;
         self.parts = None;
         let (tables, rows) = (batch.tables.len(), batch.rows());
         if !open {
