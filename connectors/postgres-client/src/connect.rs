@@ -490,16 +490,7 @@ mod tests {
     /// network behind a proxy) fails the connection after `connect_timeout`.
     #[tokio::test]
     async fn a_silent_peer_fails_the_connection_after_connect_timeout() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let _silent = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                held.push(stream);
-            }
-        });
+        let port = sluice_testkit::proxy::silent_peer().await.expect("bind");
         let mut cfg = PgConfig::new("127.0.0.1", port, "u", "db");
         cfg.connect_timeout = Some(Duration::from_millis(300));
         let ordinary = connect(&cfg).await.expect_err("no answer");

@@ -294,6 +294,21 @@ fn reset(stream: &TcpStream) {
     let _ = stream.set_zero_linger();
 }
 
+/// A peer on 127.0.0.1 that accepts connections and never answers (a hung server, or a
+/// partitioned network behind a proxy). Returns its port; it lives until the task is dropped
+/// with the runtime.
+pub async fn silent_peer() -> std::io::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    Ok(port)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
