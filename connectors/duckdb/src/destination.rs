@@ -138,6 +138,7 @@ impl Session for DuckDbSession {
             index: table.index,
             columns: table.columns.clone(),
             target: table.target.clone(),
+            stage: table.stage.clone(),
         };
         self.run(move |c| {
             Ok(c.append_stage(

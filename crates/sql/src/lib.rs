@@ -7,7 +7,8 @@
 //! and the statements of the checkpoint table. Nothing here does I/O: destinations run the
 //! statements, and the tests of each destination run them against the real engine.
 //!
-//! Three dialects: [`DuckDb`], [`Postgres`] (PostgreSQL 15 or later) and [`Redshift`].
+//! Four dialects: [`DuckDb`], [`Postgres`] (PostgreSQL 15 or later), [`Redshift`] and
+//! [`Snowflake`].
 //! [`plan`] uses a dialect to decide what DDL a relation needs against an existing table.
 //!
 //! ## The staging table and the MERGE
@@ -46,6 +47,7 @@ mod duckdb;
 mod plan;
 mod postgres;
 mod redshift;
+mod snowflake;
 mod statement;
 
 pub use duckdb::{DuckDb, DuckType};
@@ -92,6 +94,7 @@ impl Guard {
 pub use plan::{RESERVED_PREFIX, SchemaError, TablePlan, array_dims, plan};
 pub use postgres::{PgTarget, Postgres};
 pub use redshift::{Redshift, RsType};
+pub use snowflake::{SfType, Snowflake};
 
 /// The staging table's name (a temporary table in every dialect).
 pub const STAGE: &str = "_sluice_stage";
@@ -136,7 +139,7 @@ pub struct CheckpointRow<'a> {
 ///
 /// Statements that take `schema` and `table` name the target table `schema.table`. Column
 /// lists (`columns`) are in relation order and match the staging table's `c0`, `c1`, ...
-pub trait SqlDialect {
+pub trait SqlDialect: Clone {
     /// A column type of this warehouse, printed as written in DDL.
     type Type: Clone + PartialEq + fmt::Debug + fmt::Display + Send + Sync + 'static;
 
@@ -162,6 +165,25 @@ pub trait SqlDialect {
     /// `schema.table`, both quoted.
     fn qualified(&self, schema: &str, table: &str) -> String {
         format!("{}.{}", self.quote_ident(schema), self.quote_ident(table))
+    }
+
+    /// A column name as the source names it, from the name [`SqlDialect::table_columns`]
+    /// prints (the same unless the warehouse changes the case of names).
+    fn column_from_catalog(&self, name: &str) -> String {
+        name.to_owned()
+    }
+
+    /// Whether DDL (temporary tables included) commits the open transaction. The driver then
+    /// creates and stages every table before `BEGIN`, each table in a staging table of its own
+    /// ([`SqlDialect::with_stage`]), and runs only DML inside the transaction.
+    fn ddl_commits(&self) -> bool {
+        false
+    }
+
+    /// The dialect naming the `n`-th staging table in [`SqlDialect::stage`]; only dialects
+    /// whose DDL commits ([`SqlDialect::ddl_commits`]) keep several at once.
+    fn with_stage(&self, _n: usize) -> Self {
+        self.clone()
     }
 
     /// The current time as a timestamp with time zone (`_sluice_synced_at`).

@@ -72,7 +72,7 @@ pub fn array_dims(text: &str) -> Option<usize> {
 /// (`None` when it does not exist) as `(name, type)` rows of [`SqlDialect::table_columns`].
 /// `rows` are the batch's rows, used to size array columns created now where the dialect
 /// fixes their dimensions.
-pub fn plan<D: SqlDialect + ?Sized>(
+pub fn plan<D: SqlDialect>(
     d: &D,
     schema: &str,
     relation: &RelationSchema,

@@ -7,7 +7,7 @@ use sluice_core::{DeleteMode, meta};
 
 use crate::{Guard, OP, SqlDialect, TargetColumn, UNCHANGED, moved_from_column};
 
-pub(crate) fn create_table<D: SqlDialect + ?Sized>(
+pub(crate) fn create_table<D: SqlDialect>(
     d: &D,
     schema: &str,
     table: &str,
@@ -34,7 +34,7 @@ pub(crate) fn create_table<D: SqlDialect + ?Sized>(
 /// With `moved` (`schema.table` of a keyed target), the stage is LEFT JOINed to the target
 /// on the old key of moved rows: their unchanged values are the target's values at the old
 /// key, and their unchanged marker is cleared.
-pub(crate) fn source<D: SqlDialect + ?Sized>(
+pub(crate) fn source<D: SqlDialect>(
     d: &D,
     columns: &[TargetColumn<D::Type>],
     only_upserts: bool,
@@ -106,7 +106,7 @@ pub(crate) fn source<D: SqlDialect + ?Sized>(
 }
 
 /// Key columns joined: `t."a" = s."a" AND ...`.
-pub(crate) fn key_match<D: SqlDialect + ?Sized>(
+pub(crate) fn key_match<D: SqlDialect>(
     d: &D,
     columns: &[TargetColumn<D::Type>],
     left: &str,
@@ -121,7 +121,7 @@ pub(crate) fn key_match<D: SqlDialect + ?Sized>(
 }
 
 /// Whether the staged value at 0-based position `i` is an unchanged TOAST value.
-pub(crate) fn is_unchanged<D: SqlDialect + ?Sized>(d: &D, alias: &str, i: usize) -> String {
+pub(crate) fn is_unchanged<D: SqlDialect>(d: &D, alias: &str, i: usize) -> String {
     format!(
         "substr({alias}.{}, {}, 1) = '1'",
         d.quote_ident(UNCHANGED),
@@ -133,7 +133,7 @@ pub(crate) fn is_unchanged<D: SqlDialect + ?Sized>(d: &D, alias: &str, i: usize)
 /// (`s._sluice_lsn > t._sluice_lsn`, or `>=` with [`Guard::NotOlder`]) touches a row. Needs `WHEN [NOT] MATCHED AND <cond>`
 /// (DuckDB, PostgreSQL 15+).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn guarded_merge<D: SqlDialect + ?Sized>(
+pub(crate) fn guarded_merge<D: SqlDialect>(
     d: &D,
     schema: &str,
     table: &str,
@@ -232,7 +232,7 @@ pub(crate) fn prefixed(names: &[String], alias: &str) -> String {
         .join(", ")
 }
 
-pub(crate) fn append<D: SqlDialect + ?Sized>(
+pub(crate) fn append<D: SqlDialect>(
     d: &D,
     schema: &str,
     table: &str,
@@ -256,7 +256,7 @@ pub(crate) fn append<D: SqlDialect + ?Sized>(
 }
 
 /// `INSERT ... ON CONFLICT (pipeline) DO UPDATE` of a checkpoint row (DuckDB, PostgreSQL).
-pub(crate) fn upsert_checkpoint_on_conflict<D: SqlDialect + ?Sized>(
+pub(crate) fn upsert_checkpoint_on_conflict<D: SqlDialect>(
     d: &D,
     schema: &str,
     row: &crate::CheckpointRow<'_>,
@@ -281,7 +281,7 @@ pub(crate) fn upsert_checkpoint_on_conflict<D: SqlDialect + ?Sized>(
 /// column (`c0`, `c1`, ...), the op, position and commit time, the unchanged-TOAST marks, and
 /// one column per key column for the old key of a moved row. Dialects differ only in the type
 /// names (`text` for text columns, `op` for the op column, `int` for 64-bit integers).
-pub(crate) fn stage_columns<D: SqlDialect + ?Sized>(
+pub(crate) fn stage_columns<D: SqlDialect>(
     d: &D,
     text: &str,
     op: &str,

@@ -150,11 +150,17 @@ fn redshift_statements() {
 }
 
 #[test]
+fn snowflake_statements() {
+    snapshot_every_statement(&Snowflake::default(), "snowflake");
+}
+
+#[test]
 fn hostile_names_stay_inside_their_quotes() {
     for q in [
         DuckDb { json: true }.quote_ident(HOSTILE_SCHEMA),
         Postgres.quote_ident(HOSTILE_SCHEMA),
         Redshift.quote_ident(HOSTILE_SCHEMA),
+        Snowflake::default().quote_ident(HOSTILE_SCHEMA),
     ] {
         assert_eq!(q, "\"we\"\"ird s\"");
     }

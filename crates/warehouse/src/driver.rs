@@ -27,12 +27,25 @@ use crate::staging::StageTable;
 type TypeOf<S> = <<S as Session>::Dialect as SqlDialect>::Type;
 
 /// Loads batches into a SQL warehouse through its session.
-pub struct SqlDestination<S> {
+pub struct SqlDestination<S: Session> {
     session: S,
     pipeline: Option<String>,
     /// The connection generation on which parts of a large transaction are applied in an
-    /// open target transaction, if any.
+    /// open target transaction (or, where DDL commits, staged for the closing `apply`), if
+    /// any.
     parts: Option<u64>,
+    /// Where DDL commits ([`SqlDialect::ddl_commits`]): the tables staged by `apply_part`,
+    /// applied in order by the closing `apply`.
+    staged: Vec<Staged<TypeOf<S>>>,
+}
+
+/// One table staged before its transaction: its staging table, the target table's name and
+/// whether an earlier part of the same source transaction staged before it (its guard).
+struct Staged<T> {
+    stage: StageTable<T>,
+    name: String,
+    number: usize,
+    later_part: bool,
 }
 
 impl<S: Session> SqlDestination<S> {
@@ -42,6 +55,7 @@ impl<S: Session> SqlDestination<S> {
             session,
             pipeline: None,
             parts: None,
+            staged: Vec::new(),
         }
     }
 
@@ -81,6 +95,22 @@ impl<S: Session> SqlDestination<S> {
 
     /// Creates or evolves every table of the batch, then applies each table's rows.
     async fn apply_tables(&mut self, batch: Batch, guard: Guard) -> Result<()> {
+        let (batch, plans) = self.plan_tables(batch).await?;
+        for (index, plan) in plans.into_iter().enumerate() {
+            self.apply_table(&batch, index, plan, guard).await?;
+            // A crash here, after a table's rows and before the commit, must leave nothing of
+            // the batch behind.
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("target-mid-batch", |_| {
+                eprintln!("failpoint target-mid-batch: aborting the process");
+                std::process::abort()
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates or evolves every table of the batch; returns the batch, shared, and the plans.
+    async fn plan_tables(&mut self, batch: Batch) -> Result<(Arc<Batch>, Vec<TablePlan<TypeOf<S>>>)> {
         let d = self.session.dialect();
         let schema = self.create_schema().await?;
         let batch = Arc::new(batch);
@@ -119,17 +149,71 @@ impl<S: Session> SqlDestination<S> {
             }
             plans.push(plan);
         }
+        Ok((batch, plans))
+    }
+
+    /// Where DDL commits: creates or evolves the batch's tables and stages (and checks) each
+    /// table's rows into a staging table of its own, all before any transaction; the tables
+    /// are kept in `self.staged` for [`SqlDestination::apply_staged`].
+    async fn stage_tables(&mut self, batch: Batch, later_part: bool) -> Result<()> {
+        let (batch, plans) = self.plan_tables(batch).await?;
         for (index, plan) in plans.into_iter().enumerate() {
-            self.apply_table(&batch, index, plan, guard).await?;
-            // A crash here, after a table's rows and before the commit, must leave nothing of
-            // the batch behind.
-            #[cfg(feature = "failpoints")]
-            fail::fail_point!("target-mid-batch", |_| {
-                eprintln!("failpoint target-mid-batch: aborting the process");
-                std::process::abort()
+            let number = self.staged.len();
+            let d = self.session.dialect().with_stage(number);
+            let mut stage = StageTable {
+                batch: Arc::clone(&batch),
+                index,
+                columns: plan.columns,
+                target: plan.display,
+                stage: d.stage(),
+            };
+            if !stage.table().rows.is_empty() {
+                self.stage_checked(&d, &mut stage).await?;
+            }
+            self.staged.push(Staged {
+                stage,
+                name: plan.name,
+                number,
+                later_part,
             });
         }
         Ok(())
+    }
+
+    /// Where DDL commits: applies every staged table in order inside the open transaction.
+    async fn apply_staged(&mut self) -> Result<()> {
+        let staged = std::mem::take(&mut self.staged);
+        let result = async {
+            for table in &staged {
+                let d = self.session.dialect().with_stage(table.number);
+                self.merge_table(&d, &table.stage, &table.name, Guard::after(table.later_part))
+                    .await?;
+                #[cfg(feature = "failpoints")]
+                fail::fail_point!("target-mid-batch", |_| {
+                    eprintln!("failpoint target-mid-batch: aborting the process");
+                    std::process::abort()
+                });
+            }
+            Ok(())
+        }
+        .await;
+        self.staged = staged;
+        result
+    }
+
+    /// Drops the staging tables of `self.staged` (after the commit, or to discard them). A
+    /// failure is only logged: the tables are temporary and end with the session anyway.
+    async fn drop_staged(&mut self) {
+        for table in std::mem::take(&mut self.staged) {
+            let d = self.session.dialect().with_stage(table.number);
+            if let Err(e) = self
+                .session
+                .execute(d.drop_stage(), "dropping a staging table".into())
+                .await
+            {
+                tracing::debug!(error = %e, "a staging table was left to end with the session");
+            }
+        }
     }
 
     /// `(name, type)` of a table's columns, `None` when it does not exist.
@@ -149,7 +233,7 @@ impl<S: Session> SqlDestination<S> {
         let columns: Vec<(String, String)> = rows
             .into_iter()
             .filter_map(|r| match r.as_slice() {
-                [Some(name), Some(ty), ..] => Some((name.clone(), ty.clone())),
+                [Some(name), Some(ty), ..] => Some((d.column_from_catalog(name), ty.clone())),
                 _ => None,
             })
             .collect();
@@ -164,24 +248,44 @@ impl<S: Session> SqlDestination<S> {
         guard: Guard,
     ) -> Result<()> {
         let d = self.session.dialect();
-        let options = self.session.options().clone();
         let table = &batch.tables[index];
         let mut stage = StageTable {
             batch: Arc::clone(batch),
             index,
             columns: plan.columns,
             target: plan.display,
+            stage: d.stage(),
         };
         // Staged and checked before anything changes the table: some engines (DuckDB) refuse
         // to commit a column's type change made after rows of its table changed in the same
         // transaction.
         if !table.rows.is_empty() {
-            self.stage_checked(&mut stage).await?;
+            self.stage_checked(&d, &mut stage).await?;
         }
+        self.merge_table(&d, &stage, &plan.name, guard).await?;
+        if table.rows.is_empty() {
+            return Ok(());
+        }
+        self.session
+            .execute(d.drop_stage(), "dropping the staging table".into())
+            .await
+    }
+
+    /// Applies a staged table: its truncate, then its rows (a MERGE, or an append of keys
+    /// the table does not hold).
+    async fn merge_table(
+        &mut self,
+        d: &S::Dialect,
+        stage: &StageTable<TypeOf<S>>,
+        name: &str,
+        guard: Guard,
+    ) -> Result<()> {
+        let options = self.session.options().clone();
+        let table = stage.table();
         if let Some(below) = table.truncate_below.map(|b| guard.truncate_below(b)) {
             self.session
                 .execute(
-                    d.truncate_below(&options.schema, &plan.name, below.0 as i64, options.deletes),
+                    d.truncate_below(&options.schema, name, below.0 as i64, options.deletes),
                     format!("truncating {}", stage.target),
                 )
                 .await?;
@@ -189,10 +293,10 @@ impl<S: Session> SqlDestination<S> {
         if table.rows.is_empty() {
             return Ok(());
         }
-        let statements = if table.keyed() && !self.only_new_rows(&stage, &plan.name).await? {
+        let statements = if table.keyed() && !self.only_new_rows(d, stage, name).await? {
             d.merge(
                 &options.schema,
-                &plan.name,
+                name,
                 &stage.columns,
                 options.deletes,
                 table.any_moved(),
@@ -200,12 +304,9 @@ impl<S: Session> SqlDestination<S> {
                 guard,
             )
         } else {
-            vec![d.append(&options.schema, &plan.name, &stage.columns)]
+            vec![d.append(&options.schema, name, &stage.columns)]
         };
-        self.session.merge(statements, &stage).await?;
-        self.session
-            .execute(d.drop_stage(), "dropping the staging table".into())
-            .await
+        self.session.merge(statements, stage).await
     }
 
     /// Stages the table's rows and, where the dialect can check them, that every staged value
@@ -213,8 +314,12 @@ impl<S: Session> SqlDestination<S> {
     /// changed into the dialect's exact-text type (existing values converted) and the rows are
     /// staged again, so nothing fails and nothing is lost; where the dialect has no such
     /// fallback the value parks the table.
-    async fn stage_checked(&mut self, stage: &mut StageTable<TypeOf<S>>) -> Result<()> {
-        let d = self.session.dialect();
+    async fn stage_checked(
+        &mut self,
+        d: &S::Dialect,
+        stage: &mut StageTable<TypeOf<S>>,
+    ) -> Result<()> {
+        let d = d.clone();
         let schema = self.session.options().schema.clone();
         let name = stage.table().relation.table.name.clone();
         // A second round only after columns became text, which every staged value converts
@@ -282,11 +387,15 @@ impl<S: Session> SqlDestination<S> {
     /// Whether the staged rows are upserts of keys the table does not hold (an initial
     /// snapshot, inserts): appending them is what the MERGE would do, without joining the
     /// table.
-    async fn only_new_rows(&mut self, stage: &StageTable<TypeOf<S>>, name: &str) -> Result<bool> {
+    async fn only_new_rows(
+        &mut self,
+        d: &S::Dialect,
+        stage: &StageTable<TypeOf<S>>,
+        name: &str,
+    ) -> Result<bool> {
         if !stage.table().only_upserts() {
             return Ok(false);
         }
-        let d = self.session.dialect();
         let schema = self.session.options().schema.clone();
         let rows = self
             .session
@@ -299,6 +408,31 @@ impl<S: Session> SqlDestination<S> {
             .first()
             .and_then(|v| v.as_deref())
             .is_some_and(|v| !truthy(v)))
+    }
+
+    /// `apply` where DDL commits: stages the batch's tables after those staged by earlier
+    /// parts, then applies them all and stores the checkpoint in one transaction.
+    async fn apply_deferred(&mut self, batch: Batch, open: bool, store: Vec<String>) -> Result<()> {
+        let (tables, rows) = (batch.tables.len(), batch.rows());
+        let result = async {
+            self.stage_tables(batch, open).await?;
+            self.session.begin().await?;
+            self.apply_staged().await?;
+            for statement in store {
+                self.session
+                    .execute(statement, "storing the checkpoint".into())
+                    .await?;
+            }
+            self.session.commit().await
+        }
+        .await;
+        if result.is_err() {
+            self.session.rollback().await;
+        }
+        self.drop_staged().await;
+        result?;
+        tracing::debug!(tables, rows, "batch applied");
+        Ok(())
     }
 
     /// The statements storing `checkpoint` for the open pipeline.
@@ -399,6 +533,14 @@ impl<S: Session> Destination for SqlDestination<S> {
 
     async fn apply_part(&mut self, batch: Batch) -> Result<()> {
         let (generation, open) = self.resume_parts().await?;
+        if self.session.dialect().ddl_commits() {
+            if let Err(e) = self.stage_tables(batch, open).await {
+                self.drop_staged().await;
+                return Err(e);
+            }
+            self.parts = Some(generation);
+            return Ok(());
+        }
         if !open {
             self.session.begin().await?;
         }
@@ -414,7 +556,11 @@ impl<S: Session> Destination for SqlDestination<S> {
 
     async fn discard(&mut self) -> Result<()> {
         if self.parts.take().is_some() {
-            self.session.rollback().await;
+            if self.session.dialect().ddl_commits() {
+                self.drop_staged().await;
+            } else {
+                self.session.rollback().await;
+            }
         }
         Ok(())
     }
@@ -431,6 +577,9 @@ impl<S: Session> Destination for SqlDestination<S> {
         let (_, open) = self.resume_parts().await?;
         self.parts = None;
         let (tables, rows) = (batch.tables.len(), batch.rows());
+        if self.session.dialect().ddl_commits() {
+            return self.apply_deferred(batch, open, store).await;
+        }
         if !open {
             self.session.begin().await?;
         }

@@ -50,6 +50,8 @@ pub struct StageTable<T> {
     pub columns: Vec<TargetColumn<T>>,
     /// `schema.name` of the target, quoted, for messages.
     pub target: String,
+    /// The staging table as the dialect's statements name it ([`sluice_sql::SqlDialect::stage`]).
+    pub stage: String,
 }
 
 impl<T> StageTable<T> {
