@@ -841,4 +841,149 @@ mod tests {
             ("002003", Some("42S02"), Some("q1"))
         );
     }
+
+    /// A scripted stand-in for the answers fakesnow never gives: a 503, an expired session
+    /// token, a statement still running, and a result in a gzipped, SSE-C "encrypted" chunk.
+    #[tokio::test]
+    async fn retry_renewal_polling_and_chunks() {
+        use std::io::Write as _;
+        use std::sync::Mutex;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let ipc = crate::rowset::tests::sample_stream();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&ipc).expect("gzip");
+            let chunk = gz.finish().expect("gzip");
+            let mut queries = 0;
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 65536];
+                let mut len = 0;
+                // Read the head and the body (Content-Length) of one request.
+                loop {
+                    let n = conn.read(&mut buf[len..]).await.expect("read");
+                    len += n;
+                    let text = String::from_utf8_lossy(&buf[..len]).to_string();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let body_len = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(str::to_owned)
+                            })
+                            .map_or(0, |v| v.trim().parse().expect("length"));
+                        if len >= head_end + 4 + body_len || n == 0 {
+                            break;
+                        }
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..len]).to_string();
+                let line = head.lines().next().unwrap_or_default().to_owned();
+                let auth = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("authorization: "))
+                    .unwrap_or_default()
+                    .to_owned();
+                log.lock().expect("log").push(format!("{line} {auth}"));
+                let json = |v: Value| (200, "application/json", v.to_string().into_bytes());
+                let (status, kind, body) = if line.starts_with("POST /session/v1/login-request") {
+                    json(
+                        json!({"success": true, "data": {"token": "t1", "masterToken": "m1",
+                        "parameters": [{"name": "TIMEZONE", "value": "UTC"}]}}),
+                    )
+                } else if line.starts_with("POST /session/token-request") {
+                    json(json!({"success": true, "data": {"sessionToken": "t2"}}))
+                } else if line.starts_with("POST /queries/v1/query-request") {
+                    queries += 1;
+                    match queries {
+                        1 => (503, "text/plain", b"busy".to_vec()),
+                        2 => {
+                            json(json!({"success": false, "code": "390112", "message": "expired"}))
+                        }
+                        _ => json(json!({"success": false, "code": "333334",
+                            "data": {"queryId": "q1", "getResultUrl": "/queries/q1/result"}})),
+                    }
+                } else if line.starts_with("GET /queries/q1/result") {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(&ipc);
+                    let rowtype: Vec<Value> = (0..11)
+                        .map(|i| json!({"name": format!("C{i}"), "type": "text"}))
+                        .collect();
+                    json(
+                        json!({"success": true, "data": {"queryId": "q1", "queryResultFormat": "arrow",
+                        "rowtype": rowtype, "rowsetBase64": b64, "qrmk": "k",
+                        "chunks": [{"url": format!("http://{addr}/chunk/0")}]}}),
+                    )
+                } else if line.starts_with("GET /chunk/0")
+                    && head.contains("x-amz-server-side-encryption-customer-key: k")
+                {
+                    (200, "application/octet-stream", chunk.clone())
+                } else {
+                    (404, "text/plain", b"no such route".to_vec())
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+            }
+        });
+        let credentials = Credentials {
+            account: "a".into(),
+            user: "u".into(),
+            auth: Auth::Password(SecretString::from("p")),
+            role: None,
+            warehouse: None,
+            database: None,
+            schema: None,
+        };
+        let options = ClientOptions {
+            endpoint: Some(Url::parse(&format!("http://{addr}")).expect("url")),
+            ..ClientOptions::default()
+        };
+        let mut client = Client::login(credentials, options).await.expect("login");
+        let result = client.query("SELECT everything").await.expect("query");
+        let mut expected = crate::rowset::tests::sample_rows();
+        expected.extend(crate::rowset::tests::sample_rows());
+        assert_eq!(result.rows, expected);
+        assert_eq!(result.query_id, "q1");
+        assert_eq!(client.generation(), 1, "a renewed token keeps the session");
+        assert_eq!(client.parameter("TIMEZONE"), Some(&json!("UTC")));
+        let seen = seen.lock().expect("log").clone();
+        let paths: Vec<&str> = seen
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap_or_default())
+            .collect();
+        assert_eq!(paths.len(), 7, "{seen:#?}");
+        assert!(
+            paths[1].starts_with("/queries/v1/query-request?requestId="),
+            "{seen:#?}"
+        );
+        let request_id = &paths[1]["/queries/v1/query-request?requestId=".len()..];
+        assert_eq!(
+            paths[2],
+            format!("/queries/v1/query-request?requestId={request_id}&retry=true&retryCount=1")
+        );
+        assert!(seen[2].ends_with("Snowflake Token=\"t1\""), "{seen:#?}");
+        assert!(
+            seen[3].starts_with("POST /session/token-request") && seen[3].ends_with("Token=\"m1\""),
+            "{seen:#?}"
+        );
+        assert!(seen[4].ends_with("Snowflake Token=\"t2\""), "{seen:#?}");
+        assert!(seen[5].starts_with("GET /queries/q1/result"), "{seen:#?}");
+        assert!(
+            seen[6].starts_with("GET /chunk/0 ") && !seen[6].contains("Token"),
+            "{seen:#?}"
+        );
+    }
 }

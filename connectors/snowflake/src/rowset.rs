@@ -404,7 +404,7 @@ fn timestamp(utc_nanos: i128, offset_minutes: Option<i64>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use arrow_array::{
         ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
         Int32Array, Int64Array, StringArray,
