@@ -1,4 +1,5 @@
-//! End-to-end tests: the real `sluice` binary, a real PostgreSQL, a real DuckDB file.
+//! End-to-end tests: the real `sluice` binary, a real PostgreSQL, a real DuckDB file, and the
+//! stand-ins for the cloud warehouses.
 
 mod bad_input;
 mod check;
@@ -13,6 +14,7 @@ mod operations;
 mod postgres_target;
 mod security;
 mod snapshot;
+mod snowflake;
 mod status;
 mod sync;
 mod types;

@@ -129,6 +129,19 @@ pub enum Error {
     /// Something this client does not implement, such as an S3 or Azure stage upload.
     #[error("unsupported: {0}")]
     Unsupported(String),
+
+    /// Snowflake replaced the session with a new login in the middle of a batch: its
+    /// temporary tables and open transaction are gone, so the batch is loaded again.
+    #[error("the Snowflake session expired and was replaced by a new login; the batch is loaded again")]
+    SessionReplaced,
+
+    /// A statement that commits implicitly was about to run inside a load's transaction.
+    #[error("refusing to run DDL inside a load's transaction (Snowflake would commit it): {0}")]
+    DdlInTransaction(String),
+
+    /// The target's settings or files are unusable (the key file cannot be read).
+    #[error("{0}")]
+    Target(String),
 }
 
 impl Error {
@@ -183,7 +196,12 @@ impl Classify for Error {
                 _ => ErrorClass::Definite,
             },
             Error::Protocol { .. } => ErrorClass::Definite,
-            Error::Config(_) | Error::Key { .. } | Error::Unsupported(_) => ErrorClass::Fatal,
+            Error::SessionReplaced => ErrorClass::Transient,
+            Error::Config(_)
+            | Error::Key { .. }
+            | Error::Unsupported(_)
+            | Error::DdlInTransaction(_)
+            | Error::Target(_) => ErrorClass::Fatal,
         }
     }
 }

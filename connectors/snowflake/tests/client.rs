@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use sluice_core::{Classify as _, ErrorClass};
 use sluice_snowflake::{Auth, Client, ClientOptions, Credentials, Error, PrivateKey};
 
-use crate::fakesnow::FakeSnow;
+use sluice_testkit::fakesnow::FakeSnow;
 
 fn credentials(auth: Auth) -> Credentials {
     Credentials {
@@ -21,7 +21,7 @@ fn credentials(auth: Auth) -> Credentials {
 
 fn options(server: &FakeSnow) -> ClientOptions {
     let mut options = ClientOptions {
-        endpoint: Some(server.endpoint()),
+        endpoint: Some(server.endpoint().parse().expect("url")),
         ..ClientOptions::default()
     };
     // A private in-memory database per session, so tests never see each other's tables.

@@ -1,4 +1,4 @@
-//! Integration tests of the Snowflake transport against fakesnow (see `fakesnow.rs`).
+//! Integration tests of the Snowflake destination against fakesnow (`sluice_testkit::fakesnow`).
 
 mod client;
-mod fakesnow;
+mod conformance;

@@ -25,6 +25,9 @@ pub enum TargetKind {
     /// `Debug` shows the URL without its password.
     #[cfg(feature = "postgres")]
     Postgres(sluice_postgres_target::PostgresTargetConfig),
+    /// `Debug` shows neither the password nor the key's passphrase.
+    #[cfg(feature = "snowflake")]
+    Snowflake(sluice_snowflake::SnowflakeConfig),
 }
 
 #[derive(Deserialize)]
@@ -76,6 +79,12 @@ pub fn target(section: &Section) -> Result<TargetKind, ConfigError> {
             c.validate().map_err(|e| invalid("target", e.to_string()))?;
             Ok(TargetKind::Postgres(c))
         }
+        #[cfg(feature = "snowflake")]
+        "snowflake" => {
+            let c: sluice_snowflake::SnowflakeConfig = section.parse()?;
+            c.validate().map_err(|e| invalid("target", e.to_string()))?;
+            Ok(TargetKind::Snowflake(c))
+        }
         other => Err(invalid(
             "target.kind",
             format!(
@@ -92,6 +101,8 @@ pub const SUPPORTED_TARGETS: &[&str] = &[
     "duckdb",
     #[cfg(feature = "postgres")]
     "postgres",
+    #[cfg(feature = "snowflake")]
+    "snowflake",
 ];
 
 fn invalid(path: &str, message: String) -> ConfigError {
@@ -117,6 +128,8 @@ impl TargetKind {
             TargetKind::DuckDb(_) => "duckdb",
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => "postgres",
+            #[cfg(feature = "snowflake")]
+            TargetKind::Snowflake(_) => "snowflake",
         }
     }
 
@@ -127,6 +140,8 @@ impl TargetKind {
             TargetKind::DuckDb(config) => &config.schema,
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(config) => &config.schema,
+            #[cfg(feature = "snowflake")]
+            TargetKind::Snowflake(config) => &config.schema,
         }
     }
 
@@ -137,6 +152,17 @@ impl TargetKind {
             TargetKind::DuckDb(config) => format!("\"{}\"", config.path.display()),
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(config) => config.redacted_url(),
+            #[cfg(feature = "snowflake")]
+            TargetKind::Snowflake(config) => format!(
+                "account {}, database {}{}",
+                config.account,
+                config.database,
+                config
+                    .endpoint
+                    .as_ref()
+                    .map(|e| format!(" at {e}"))
+                    .unwrap_or_default()
+            ),
         }
     }
 
@@ -153,6 +179,8 @@ impl TargetKind {
             TargetKind::DuckDb(_) => |ident| sluice_sql::DuckDb { json: true }.quote_ident(ident),
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => |ident| sluice_sql::Postgres.quote_ident(ident),
+            #[cfg(feature = "snowflake")]
+            TargetKind::Snowflake(_) => |ident| sluice_sql::Snowflake::default().quote_ident(ident),
         }
     }
 
@@ -170,6 +198,8 @@ impl TargetKind {
             TargetKind::DuckDb(_) => sluice_sql::DuckDb { json: true }.kept_as_text(pg),
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => sluice_sql::Postgres.kept_as_text(pg),
+            #[cfg(feature = "snowflake")]
+            TargetKind::Snowflake(_) => sluice_sql::Snowflake::default().kept_as_text(pg),
         }
     }
 
@@ -205,6 +235,12 @@ impl TargetKind {
                     sluice_postgres_target::destination(config.clone()).map_err(target_failure)?;
                 load.run(destination).await
             }
+            #[cfg(feature = "snowflake")]
+            TargetKind::Snowflake(config) => {
+                let destination =
+                    sluice_snowflake::destination(config.clone()).map_err(target_failure)?;
+                load.run(destination).await
+            }
         }
     }
 
@@ -228,6 +264,13 @@ impl TargetKind {
                     .await
                     .map_err(|e| Unreadable::Failed(target_failure(e)))?;
                 Ok(TargetInspector::Postgres(inspector))
+            }
+            #[cfg(feature = "snowflake")]
+            TargetKind::Snowflake(config) => {
+                let inspector = sluice_snowflake::inspector(config)
+                    .await
+                    .map_err(|e| Unreadable::Failed(target_failure(e)))?;
+                Ok(TargetInspector::Snowflake(inspector))
             }
         }
     }
@@ -255,6 +298,8 @@ impl TargetKind {
             }
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(_) => Vec::new(),
+            #[cfg(feature = "snowflake")]
+            TargetKind::Snowflake(_) => Vec::new(),
         }
     }
 
@@ -276,6 +321,13 @@ impl TargetKind {
             }
             #[cfg(feature = "postgres")]
             TargetKind::Postgres(config) => sluice_postgres_target::execute_script(
+                config,
+                statements.iter().map(|(a, s)| (a.as_str(), s.as_str())),
+            )
+            .await
+            .map_err(|e| Failure::from_error("target", e)),
+            #[cfg(feature = "snowflake")]
+            TargetKind::Snowflake(config) => sluice_snowflake::execute_script(
                 config,
                 statements.iter().map(|(a, s)| (a.as_str(), s.as_str())),
             )
@@ -310,6 +362,8 @@ pub enum TargetInspector {
     DuckDb(sluice_duckdb::DuckDbInspector),
     #[cfg(feature = "postgres")]
     Postgres(sluice_postgres_client::digest::PostgresInspector),
+    #[cfg(feature = "snowflake")]
+    Snowflake(sluice_snowflake::SnowflakeInspector),
 }
 
 /// An error of [`TargetInspector`]: the inspected target's own.
@@ -321,6 +375,9 @@ pub enum InspectError {
     #[cfg(feature = "postgres")]
     #[error(transparent)]
     Postgres(#[from] sluice_postgres_client::Error),
+    #[cfg(feature = "snowflake")]
+    #[error(transparent)]
+    Snowflake(#[from] sluice_snowflake::Error),
 }
 
 impl sluice_core::Classify for InspectError {
@@ -330,6 +387,8 @@ impl sluice_core::Classify for InspectError {
             InspectError::DuckDb(e) => e.class(),
             #[cfg(feature = "postgres")]
             InspectError::Postgres(e) => e.class(),
+            #[cfg(feature = "snowflake")]
+            InspectError::Snowflake(e) => e.class(),
         }
     }
 }
@@ -342,6 +401,8 @@ macro_rules! on_inspector {
             TargetInspector::DuckDb($i) => Ok($call.await?),
             #[cfg(feature = "postgres")]
             TargetInspector::Postgres($i) => Ok($call.await?),
+            #[cfg(feature = "snowflake")]
+            TargetInspector::Snowflake($i) => Ok($call.await?),
         }
     };
 }

@@ -137,7 +137,7 @@ fn folds(name: &str) -> bool {
 
 impl Snowflake {
     /// The dialect naming the staging table `n`.
-    pub fn staging(n: usize) -> Snowflake {
+    pub const fn staging(n: usize) -> Snowflake {
         Snowflake { stage: n }
     }
 

@@ -26,6 +26,7 @@ mod error;
 mod template;
 
 pub mod conformance;
+pub mod fakesnow;
 pub mod fixtures;
 pub mod log_conformance;
 pub mod proxy;

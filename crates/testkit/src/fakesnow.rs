@@ -1,4 +1,5 @@
-//! A fakesnow server for one test: a free port on 127.0.0.1, killed by its PID on drop.
+//! A fakesnow server (the Snowflake stand-in) for one test: a free port on 127.0.0.1, killed by
+//! its PID on drop.
 //!
 //! fakesnow 0.12.1 must be installed in a Python venv, by default
 //! `/root/.cache/sluice/venv-fakesnow` (override with `SLUICE_FAKESNOW_VENV`); `.ci/run`
@@ -9,11 +10,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use url::Url;
-
 /// fakesnow starts in 2-6 s on an idle machine; allow for a loaded CI runner.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A running fakesnow server.
 pub struct FakeSnow {
     child: Child,
     port: u16,
@@ -21,6 +21,7 @@ pub struct FakeSnow {
 }
 
 impl FakeSnow {
+    /// Starts a server on a free port and waits until it listens.
     pub fn start() -> FakeSnow {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -89,10 +90,12 @@ impl FakeSnow {
         Self::start_on(port)
     }
 
-    pub fn endpoint(&self) -> Url {
-        Url::parse(&format!("http://127.0.0.1:{}", self.port)).expect("url")
+    /// The server's URL, for `[target] endpoint`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// What the server printed so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
