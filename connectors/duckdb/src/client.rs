@@ -3,15 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
-
 use duckdb::Connection;
-use duckdb::arrow::array::{ArrayRef, Int64Builder, StringBuilder};
-use duckdb::arrow::datatypes::{DataType, Field, Schema};
-use duckdb::arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, OpenSource, Result};
 use sluice_sql::{DuckDb, STAGE};
+use sluice_warehouse::staging::ArrowChunk;
 use sluice_warehouse::{Rows, StagedRow};
 
 /// An open database file.
@@ -105,7 +101,8 @@ impl Client {
 
     /// Appends rows to the staging table (created beforehand with `columns` data columns and
     /// `keys` old-key columns), stopping at the first row that cannot be encoded. Rows go in
-    /// as Arrow record batches of [`APPEND_ROWS`], column by column.
+    /// as Arrow record batches of [`APPEND_ROWS`], column by column (the appender matches
+    /// columns by position, not by the batches' field names).
     pub(crate) fn append_stage<'a>(
         &self,
         columns: usize,
@@ -118,17 +115,25 @@ impl Client {
             .conn
             .appender_to_catalog_and_db(STAGE, "temp", "main")
             .map_err(failed)?;
-        let mut chunk = StageChunk::new(columns, keys);
+        let mut chunk = ArrowChunk::new(columns, keys);
+        let finish = |chunk: &mut ArrowChunk| {
+            chunk.finish().map_err(|e| {
+                let e = duckdb::Error::ToSqlConversionFailure(Box::new(e));
+                sluice_warehouse::Error::session(Error::sql("building the rows to stage")(e))
+            })
+        };
         for row in rows {
             chunk.push(row?);
-            if chunk.rows == APPEND_ROWS {
-                let batch = chunk.finish().map_err(sluice_warehouse::Error::session)?;
-                appender.append_record_batch(batch).map_err(failed)?;
+            if chunk.len() == APPEND_ROWS {
+                appender
+                    .append_record_batch(finish(&mut chunk)?)
+                    .map_err(failed)?;
             }
         }
-        if chunk.rows > 0 {
-            let batch = chunk.finish().map_err(sluice_warehouse::Error::session)?;
-            appender.append_record_batch(batch).map_err(failed)?;
+        if !chunk.is_empty() {
+            appender
+                .append_record_batch(finish(&mut chunk)?)
+                .map_err(failed)?;
         }
         appender.flush().map_err(failed)
     }
@@ -143,72 +148,3 @@ impl Client {
 /// Rows per record batch appended to the staging table: a multiple of DuckDB's vector size
 /// (2,048), small enough that the column builders stay a few MiB.
 const APPEND_ROWS: usize = 16 * 2048;
-
-/// The staging table's columns being filled: one text builder per data column, then op,
-/// position, commit time, the unchanged marks and the old key columns.
-struct StageChunk {
-    values: Vec<StringBuilder>,
-    op: StringBuilder,
-    lsn: Int64Builder,
-    commit_ts: Int64Builder,
-    unchanged: StringBuilder,
-    moved_from: Vec<StringBuilder>,
-    rows: usize,
-}
-
-impl StageChunk {
-    fn new(columns: usize, keys: usize) -> StageChunk {
-        StageChunk {
-            values: (0..columns).map(|_| StringBuilder::new()).collect(),
-            op: StringBuilder::new(),
-            lsn: Int64Builder::new(),
-            commit_ts: Int64Builder::new(),
-            unchanged: StringBuilder::new(),
-            moved_from: (0..keys).map(|_| StringBuilder::new()).collect(),
-            rows: 0,
-        }
-    }
-
-    fn push(&mut self, row: StagedRow<'_>) {
-        for (builder, value) in self.values.iter_mut().zip(&row.values) {
-            builder.append_option(value.as_deref());
-        }
-        self.op.append_value(row.op);
-        self.lsn.append_value(row.lsn);
-        self.commit_ts.append_value(row.commit_ts);
-        self.unchanged.append_option(row.unchanged.as_deref());
-        for (builder, value) in self.moved_from.iter_mut().zip(&row.moved_from) {
-            builder.append_option(value.as_deref());
-        }
-        self.rows += 1;
-    }
-
-    /// The rows pushed so far as one record batch; the builders start over empty.
-    fn finish(&mut self) -> Result<RecordBatch> {
-        let text = |name: String, nullable| Field::new(name, DataType::Utf8, nullable);
-        let mut fields = Vec::with_capacity(self.values.len() + 4 + self.moved_from.len());
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.capacity());
-        for (i, b) in self.values.iter_mut().enumerate() {
-            fields.push(text(format!("c{i}"), true));
-            arrays.push(Arc::new(b.finish()));
-        }
-        fields.push(text("op".into(), false));
-        arrays.push(Arc::new(self.op.finish()));
-        fields.push(Field::new("lsn", DataType::Int64, false));
-        arrays.push(Arc::new(self.lsn.finish()));
-        fields.push(Field::new("commit_ts", DataType::Int64, false));
-        arrays.push(Arc::new(self.commit_ts.finish()));
-        fields.push(text("unchanged".into(), true));
-        arrays.push(Arc::new(self.unchanged.finish()));
-        for (j, b) in self.moved_from.iter_mut().enumerate() {
-            fields.push(text(format!("k{j}"), true));
-            arrays.push(Arc::new(b.finish()));
-        }
-        self.rows = 0;
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| {
-            Error::sql("building the rows to stage")(duckdb::Error::ToSqlConversionFailure(
-                Box::new(e),
-            ))
-        })
-    }
-}

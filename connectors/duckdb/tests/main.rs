@@ -7,5 +7,6 @@ mod checkpoint;
 mod conformance;
 mod errors;
 mod hostile;
+mod parquet;
 mod support;
 mod types;

@@ -6,6 +6,7 @@
 //! | `Session` | as the session's own mapping table says (SQLSTATE, engine exception type) |
 //! | `PartsLost` | transient: the loader reads the transaction again from its checkpoint |
 //! | `Value`, `Schema` | definite; both park their table when they concern one table alone |
+//! | `Format` | definite: parks the table whose staged rows could not be written |
 
 use sluice_core::{Classify, ErrorClass, TableId};
 
@@ -44,6 +45,18 @@ pub enum Error {
         /// The source table wedged by it, when it concerns that table alone (the loader
         /// parks it and loads the others).
         parks: Option<TableId>,
+    },
+
+    /// A table's staged rows could not be written in a file or batch format (Arrow,
+    /// Parquet). The layout is fixed, so this is a defect, not bad input: park the table.
+    #[error("table {target}: writing the staged rows as {format} failed")]
+    Format {
+        table: TableId,
+        /// `schema.name` of the target, quoted.
+        target: String,
+        format: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// The stored checkpoint cannot be read back.
@@ -140,7 +153,7 @@ impl Classify for Error {
             Error::Config(_) | Error::Checkpoint { .. } | Error::NotOpen => ErrorClass::Fatal,
             Error::Session(SessionFailure(e)) => e.class(),
             Error::PartsLost => ErrorClass::Transient,
-            Error::Value(_) | Error::Schema { .. } => ErrorClass::Definite,
+            Error::Value(_) | Error::Schema { .. } | Error::Format { .. } => ErrorClass::Definite,
         }
     }
 
@@ -148,6 +161,7 @@ impl Classify for Error {
         match self {
             Error::Schema { parks, .. } => parks.as_ref(),
             Error::Value(refused) => Some(&refused.table),
+            Error::Format { table, .. } => Some(table),
             Error::Session(SessionFailure(e)) => e.wedged_table(),
             _ => None,
         }
@@ -191,6 +205,24 @@ mod tests {
             parks: None,
         };
         assert_eq!(both.wedged_table(), None);
+    }
+
+    #[test]
+    fn format_errors_park_their_table_and_keep_the_cause_out_of_the_message() {
+        let format = Error::Format {
+            table: TableId::new("public", "t"),
+            target: "\"raw\".\"t\"".into(),
+            format: "Parquet",
+            source: "column count differs".into(),
+        };
+        assert_eq!(format.class(), ErrorClass::Definite);
+        assert_eq!(format.wedged_table(), Some(&TableId::new("public", "t")));
+        assert_eq!(
+            format.to_string(),
+            "table \"raw\".\"t\": writing the staged rows as Parquet failed"
+        );
+        let source = std::error::Error::source(&format).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("column count differs"));
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //!
 //! [`StagedRow`] is that layout for one row; each session writes it in its own format
 //! (binary COPY, Arrow record batches, Parquet). A delete carries only its key: the other
-//! values of the old image are not loaded.
+//! values of the old image are not loaded. The shared formats live here, behind features:
+//! `arrow` ([`ArrowChunk`]: record batches whose fields are named like the staging columns) and
+//! `parquet` ([`write_parquet`]: content-addressed Parquet files for warehouses that load
+//! files from a stage).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -20,6 +23,18 @@ use sluice_core::{Batch, Row, RowOp, TableBatch, Value};
 use sluice_sql::TargetColumn;
 
 use crate::error::{Error, RefusedValue};
+
+#[cfg(feature = "arrow")]
+mod arrow;
+#[cfg(feature = "parquet")]
+mod parquet;
+
+#[cfg(feature = "arrow")]
+pub use self::arrow::ArrowChunk;
+#[cfg(feature = "parquet")]
+pub use self::parquet::{
+    DEFAULT_MAX_FILE_BYTES, DEFAULT_ROW_GROUP_ROWS, ParquetOptions, StagedFile, write_parquet,
+};
 
 /// One row in the staging layout. Values borrow the row's text where the target takes it as
 /// the source printed it.
@@ -32,6 +47,21 @@ pub struct StagedRow<'a> {
     pub commit_ts: i64,
     pub unchanged: Option<String>,
     pub moved_from: Vec<Option<Cow<'a, str>>>,
+}
+
+impl StagedRow<'_> {
+    /// Bytes of staged data in the row: the text of its values, op, marks and old key, and 8
+    /// bytes for each of the position and the commit time. What file-size limits count.
+    pub fn staged_bytes(&self) -> usize {
+        let text = |values: &[Option<Cow<'_, str>>]| -> usize {
+            values.iter().flatten().map(|v| v.len()).sum()
+        };
+        text(&self.values)
+            + self.op.len()
+            + 16
+            + self.unchanged.as_ref().map_or(0, String::len)
+            + text(&self.moved_from)
+    }
 }
 
 /// How a session rewrites PostgreSQL's text of a value for its engine: the text to stage
@@ -233,6 +263,18 @@ mod tests {
         assert_eq!((staged.lsn, staged.commit_ts), (16, 5));
         assert_eq!(staged.unchanged.as_deref(), Some("01"));
         assert_eq!(staged.moved_from, vec![None]);
+    }
+
+    #[test]
+    fn staged_bytes_count_text_marks_old_keys_and_both_integers() {
+        let mut r = row(RowOp::Upsert, vec![Value::from("7"), Value::from("é")]);
+        r.moved_from = Some(vec![Value::from("42")]);
+        let staged = stage_row(&r, &columns(), &keep).expect("stages");
+        // "7" + "é" (2 bytes) + "U" + 16 + "42"
+        assert_eq!(staged.staged_bytes(), 1 + 2 + 1 + 16 + 2);
+        let r = row(RowOp::Upsert, vec![Value::from("7"), Value::Unchanged]);
+        let staged = stage_row(&r, &columns(), &keep).expect("stages");
+        assert_eq!(staged.staged_bytes(), 1 + 1 + 16 + 2);
     }
 
     #[test]
