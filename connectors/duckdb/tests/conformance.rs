@@ -73,6 +73,8 @@ impl Harness for DuckHarness {
             // DECIMAL has no NaN: the column becomes VARCHAR holding the exact text.
             numeric_special_in_decimal: true,
             infinite_datetimes: true,
+            bc_datetimes: true,
+            quotes_in_names: true,
         }
     }
 

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 /// The target schema when none is configured.
 pub const DEFAULT_SCHEMA: &str = "raw";
 
-/// The internal stage Sluice creates in the target schema when `stage = "internal"`.
+/// The internal stage Sluice creates (in the staging schema) when `stage = "internal"`.
 pub const INTERNAL_STAGE: &str = "_sluice_files";
 
 /// Snowflake keeps identifiers up to 255 bytes.
@@ -67,7 +67,7 @@ pub struct SnowflakeConfig {
     #[serde(default = "default_stage")]
     pub stage: String,
     /// The service's URL, when not `https://<account>.snowflakecomputing.com`.
-    pub endpoint: Option<Url>,
+    pub endpoint: Option<String>,
 }
 
 fn default_schema() -> String {
@@ -95,7 +95,7 @@ impl fmt::Debug for SnowflakeConfig {
             .field("schema", &self.schema)
             .field("deletes", &self.deletes)
             .field("stage", &self.stage)
-            .field("endpoint", &self.endpoint.as_ref().map(Url::as_str))
+            .field("endpoint", &self.endpoint)
             .finish()
     }
 }
@@ -104,7 +104,8 @@ impl SnowflakeConfig {
     /// The service's URL.
     pub fn endpoint(&self) -> Result<Url> {
         match &self.endpoint {
-            Some(url) => Ok(url.clone()),
+            Some(url) => Url::parse(url)
+                .map_err(|e| Error::Config(format!("target.endpoint: not a URL ({e})"))),
             None => Url::parse(&format!(
                 "https://{}.snowflakecomputing.com",
                 self.account.to_ascii_lowercase()
@@ -214,7 +215,7 @@ mod tests {
     fn validation_names_the_field() {
         let mut c = parse(MINIMAL).expect("parses");
         c.private_key_path = Some("/k.p8".into());
-        assert!(c.validate().expect_err("both").to_string().starts_with("target.password"));
+        assert!(c.validate().expect_err("both").to_string().contains("target.password:"));
         c.password = None;
         assert!(c.validate().is_ok());
         c.private_key_path = None;
@@ -222,11 +223,11 @@ mod tests {
             c.validate()
                 .expect_err("neither")
                 .to_string()
-                .starts_with("target.private_key_path")
+                .contains("target.private_key_path:")
         );
         let mut c = parse(MINIMAL).expect("parses");
         c.stage = "s3://bucket/".into();
-        assert!(c.validate().expect_err("stage").to_string().starts_with("target.stage"));
+        assert!(c.validate().expect_err("stage").to_string().contains("target.stage:"));
         c.stage = "@db.raw.s3_stage".into();
         assert!(c.validate().is_ok());
         c.account = "https://x".into();

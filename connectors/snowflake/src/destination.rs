@@ -1,9 +1,9 @@
 //! [`SnowflakeSession`]: the [`Session`] of a Snowflake database, and [`SnowflakeDestination`],
 //! the SQL-warehouse driver over it.
 //!
-//! - **Connecting** logs in (key pair or password), makes the database and the target schema
-//!   the session's (`USE`), creates the schema and, for `stage = "internal"`, the internal
-//!   stage `_SLUICE_FILES` in it. A session that Snowflake replaces by a new login (an
+//! - **Connecting** logs in (key pair or password), makes the database the session's (`USE`),
+//!   creates the target schema, the schema `_SLUICE_STAGING` for staging tables and, for
+//!   `stage = "internal"`, the internal stage `_SLUICE_STAGING._SLUICE_FILES`. A session that Snowflake replaces by a new login (an
 //!   expired token without a master token) fails the statement in flight with a transient
 //!   error: its temporary tables and transaction are gone, and the driver loads the batch
 //!   again from its checkpoint.
@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use secrecy::SecretString;
-use sluice_sql::{SfType, Snowflake, SqlDialect as _};
+use sluice_sql::{SNOWFLAKE_STAGING_SCHEMA, SfType, Snowflake, SqlDialect as _};
 use sluice_warehouse::staging::{ParquetOptions, write_parquet};
 use sluice_warehouse::{Rows, Session, SqlDestination, StageTable, TargetOptions};
 
@@ -79,7 +79,7 @@ impl SnowflakeSession {
             Some(stage) => stage.to_owned(),
             None => format!(
                 "@{}",
-                Snowflake::default().qualified(&self.config.schema, INTERNAL_STAGE)
+                Snowflake::default().qualified(SNOWFLAKE_STAGING_SCHEMA, INTERNAL_STAGE)
             ),
         }
     }
@@ -140,12 +140,12 @@ impl SnowflakeSession {
         )];
         if load {
             setup.push(d.create_schema(&self.config.schema));
-            setup.push(format!("USE SCHEMA {}", d.quote_ident(&self.config.schema)));
+            setup.push(d.create_schema(SNOWFLAKE_STAGING_SCHEMA));
         }
         if load && self.config.external_stage().is_none() {
             setup.push(format!(
                 "CREATE STAGE IF NOT EXISTS {} ENCRYPTION = (TYPE = 'SNOWFLAKE_SSE')",
-                d.qualified(&self.config.schema, INTERNAL_STAGE)
+                d.qualified(SNOWFLAKE_STAGING_SCHEMA, INTERNAL_STAGE)
             ));
         }
         for statement in setup {
@@ -218,9 +218,29 @@ fn stage_value<'a>(text: &'a str, ty: &SfType) -> std::result::Result<Cow<'a, st
             "-Infinity" => Cow::Borrowed("-inf"),
             _ => Cow::Borrowed(text),
         },
-        SfType::TimestampTz => timestamptz(text),
+        SfType::Date | SfType::TimestampNtz => {
+            datetime_fits(text)?;
+            Cow::Borrowed(text)
+        }
+        SfType::TimestampTz => {
+            datetime_fits(text)?;
+            timestamptz(text)
+        }
         _ => Cow::Borrowed(text),
     })
+}
+
+/// Snowflake's dates and timestamps hold the years 1 to 9999: `infinity`, BC years and
+/// five-digit years park the table (the value is never written as something else).
+fn datetime_fits(text: &str) -> std::result::Result<(), String> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if text.ends_with(" BC") || digits != 4 {
+        return Err(format!(
+            "{} has no Snowflake date or timestamp (years 1 to 9999)",
+            if text.contains("infinity") { "infinity" } else { "a year outside 1 to 9999" }
+        ));
+    }
+    Ok(())
 }
 
 /// PostgreSQL prints a whole-hour offset as `+05`; Snowflake reads `+05:00`.
@@ -358,7 +378,11 @@ mod tests {
             v("2024-01-01 10:00:00.5+05:30", SfType::TimestampTz),
             "2024-01-01 10:00:00.5+05:30"
         );
-        assert_eq!(v("infinity", SfType::TimestampTz), "infinity");
+        for bad in ["infinity", "-infinity", "0044-03-15 BC", "10000-01-01 00:00:00"] {
+            assert!(stage_value(bad, &SfType::TimestampTz).is_err(), "{bad}");
+            assert!(stage_value(bad, &SfType::Date).is_err(), "{bad}");
+        }
+        assert_eq!(v("0001-01-01", SfType::Date), "0001-01-01");
         assert_eq!(v("x", SfType::Varchar), "x");
     }
 

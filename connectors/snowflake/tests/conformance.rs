@@ -79,10 +79,13 @@ impl Harness for SnowHarness {
     fn supports(&self) -> Supports {
         Supports {
             float_special: true,
-            // NUMBER has no NaN, and DATE and the timestamps no infinity: such a value parks
-            // its table.
+            // NUMBER has no NaN, and DATE and the timestamps neither infinity nor years
+            // before 1: such a value parks its table.
             numeric_special_in_decimal: false,
             infinite_datetimes: false,
+            bc_datetimes: false,
+            // fakesnow cannot run a name holding a quote (real Snowflake can).
+            quotes_in_names: false,
         }
     }
 

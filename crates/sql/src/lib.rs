@@ -94,7 +94,7 @@ impl Guard {
 pub use plan::{RESERVED_PREFIX, SchemaError, TablePlan, array_dims, plan};
 pub use postgres::{PgTarget, Postgres};
 pub use redshift::{Redshift, RsType};
-pub use snowflake::{SfType, Snowflake};
+pub use snowflake::{STAGING_SCHEMA as SNOWFLAKE_STAGING_SCHEMA, SfType, Snowflake};
 
 /// The staging table's name (a temporary table in every dialect).
 pub const STAGE: &str = "_sluice_stage";

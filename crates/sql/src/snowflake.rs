@@ -34,8 +34,8 @@
 //! Every DDL statement commits the open transaction in Snowflake, temporary tables included
 //! ([`SqlDialect::ddl_commits`]): the driver creates tables and staging tables and stages the
 //! rows before `BEGIN`, then applies every table and the checkpoint in one transaction. Each
-//! staged table has a temporary table of its own (`_SLUICE_STAGE_<n>`, in the session's
-//! schema).
+//! staged table has a transient table of its own (`_SLUICE_STAGING._SLUICE_STAGE_<n>`,
+//! dropped after the commit).
 //!
 //! ## Applying the staged rows
 //!
@@ -53,6 +53,9 @@ use sluice_core::{DeleteMode, PgType, meta};
 
 use crate::statement::{is_unchanged, key_match, prefixed, source};
 use crate::{CheckpointRow, Guard, OP, STAGE, SqlDialect, TargetColumn};
+
+/// The schema holding the staging tables and the internal stage.
+pub const STAGING_SCHEMA: &str = "_sluice_staging";
 
 /// The longest `VARCHAR` (and `VARIANT`) value, in bytes.
 pub const MAX_VARCHAR_BYTES: usize = 16 * 1024 * 1024;
@@ -275,14 +278,16 @@ impl SqlDialect for Snowflake {
         )
     }
 
-    /// A temporary table in the session's schema (temporary tables take no schema here).
+    /// A transient table in the schema [`STAGING_SCHEMA`]: `COPY INTO` a temporary table, or
+    /// a table in a schema whose name needs quoting, fails on the stand-in. One loader per
+    /// database owns these names.
     fn stage(&self) -> String {
-        self.quote_ident(&format!("{STAGE}_{}", self.stage))
+        self.qualified(STAGING_SCHEMA, &format!("{STAGE}_{}", self.stage))
     }
 
     fn create_stage(&self, columns: usize, keys: usize) -> String {
         format!(
-            "CREATE OR REPLACE TEMPORARY TABLE {} ({})",
+            "CREATE OR REPLACE TRANSIENT TABLE {} ({})",
             self.stage(),
             crate::statement::stage_columns(self, "VARCHAR", "VARCHAR", "NUMBER(38,0)", columns, keys)
         )
@@ -497,11 +502,16 @@ mod tests {
 
     #[test]
     fn each_table_stages_into_its_own_temporary_table() {
-        assert_eq!(Snowflake::staging(3).stage(), "\"_SLUICE_STAGE_3\"");
+        assert_eq!(
+            Snowflake::staging(3).stage(),
+            "\"_SLUICE_STAGING\".\"_SLUICE_STAGE_3\""
+        );
         assert!(
             Snowflake::staging(0)
                 .create_stage(2, 1)
-                .starts_with("CREATE OR REPLACE TEMPORARY TABLE \"_SLUICE_STAGE_0\" (c0 VARCHAR")
+                .starts_with(
+                    "CREATE OR REPLACE TRANSIENT TABLE \"_SLUICE_STAGING\".\"_SLUICE_STAGE_0\" (c0 VARCHAR"
+                )
         );
     }
 }
