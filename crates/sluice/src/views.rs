@@ -7,10 +7,12 @@
 //! time, soft-deleted rows left out).
 //!
 //! Installing runs every view of the target's dialect in one transaction, in catalog order (a
-//! view before the views that read it), so a failure leaves the previous views in place. The
-//! views read the retail tables of the demo (`tests/demo/retail.sql`), which must already be
-//! loaded: PostgreSQL and DuckDB check a view's tables when it is created. A DuckDB file is
-//! opened read-write only for the install, and the install fails while `sluice sync` holds it.
+//! view before the views that read it), so a failure leaves the previous views in place; on
+//! Snowflake, where every DDL statement commits on its own, a failure leaves the views before
+//! it replaced and the others as they were. The views read the retail tables of the demo
+//! (`tests/demo/retail.sql`), which must already be loaded: PostgreSQL, DuckDB and Snowflake
+//! check a view's tables when it is created. A DuckDB file is opened read-write only for the
+//! install, and the install fails while `sluice sync` holds it.
 
 use crate::Failure;
 use crate::settings::Settings;
@@ -25,9 +27,9 @@ pub struct View {
 /// The placeholder in the SQL files that becomes the quoted target schema.
 const SCHEMA_PLACEHOLDER: &str = "{schema}";
 
-/// Dialects with KPI views; the others (`snowflake`, `bigquery`, `redshift`) get a directory
-/// under `sql/` when their target exists.
-pub const DIALECTS: &[&str] = &["duckdb", "postgres"];
+/// Dialects with KPI views; the others (`bigquery`, `redshift`) get a directory under `sql/`
+/// when their target exists.
+pub const DIALECTS: &[&str] = &["duckdb", "postgres", "snowflake"];
 
 /// `sql/duckdb/`, in install order.
 const DUCKDB: &[View] = &[
@@ -117,11 +119,56 @@ const POSTGRES: &[View] = &[
     },
 ];
 
+/// `sql/snowflake/`, in install order.
+const SNOWFLAKE: &[View] = &[
+    View {
+        name: "stock_on_hand",
+        sql: include_str!("../../../sql/snowflake/stock_on_hand.sql"),
+    },
+    View {
+        name: "low_stock",
+        sql: include_str!("../../../sql/snowflake/low_stock.sql"),
+    },
+    View {
+        name: "orders_per_minute",
+        sql: include_str!("../../../sql/snowflake/orders_per_minute.sql"),
+    },
+    View {
+        name: "revenue_15m_hopping",
+        sql: include_str!("../../../sql/snowflake/revenue_15m_hopping.sql"),
+    },
+    View {
+        name: "product_revenue_1h_moving_avg",
+        sql: include_str!("../../../sql/snowflake/product_revenue_1h_moving_avg.sql"),
+    },
+    View {
+        name: "customer_sessions",
+        sql: include_str!("../../../sql/snowflake/customer_sessions.sql"),
+    },
+    View {
+        name: "fraud_card_countries",
+        sql: include_str!("../../../sql/snowflake/fraud_card_countries.sql"),
+    },
+    View {
+        name: "fraud_card_velocity",
+        sql: include_str!("../../../sql/snowflake/fraud_card_velocity.sql"),
+    },
+    View {
+        name: "fraud_refund_share",
+        sql: include_str!("../../../sql/snowflake/fraud_refund_share.sql"),
+    },
+    View {
+        name: "pipeline_freshness",
+        sql: include_str!("../../../sql/snowflake/pipeline_freshness.sql"),
+    },
+];
+
 /// The views of a dialect (the directory under `sql/`), in install order.
 pub fn catalog(dialect: &str) -> Result<&'static [View], Unsupported> {
     match dialect {
         "duckdb" => Ok(DUCKDB),
         "postgres" => Ok(POSTGRES),
+        "snowflake" => Ok(SNOWFLAKE),
         other => Err(Unsupported(other.to_owned())),
     }
 }
@@ -199,6 +246,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(names("duckdb"), names("postgres"));
+        assert_eq!(names("duckdb"), names("snowflake"));
         assert_eq!(names("duckdb").len(), 10);
     }
 
@@ -249,10 +297,11 @@ mod tests {
 
     #[test]
     fn an_unsupported_dialect_is_named() {
-        let err = catalog("snowflake").expect_err("no snowflake views");
+        let err = catalog("bigquery").expect_err("no bigquery views");
         assert_eq!(
             err.to_string(),
-            "no KPI views for the \"snowflake\" dialect; views exist for: duckdb, postgres"
+            "no KPI views for the \"bigquery\" dialect; views exist for: duckdb, postgres, \
+             snowflake"
         );
     }
 }
