@@ -12,9 +12,9 @@
 //! [`StagedRow`] is that layout for one row; each session writes it in its own format
 //! (binary COPY, Arrow record batches, Parquet). A delete carries only its key: the other
 //! values of the old image are not loaded. The shared formats live here, behind features:
-//! `arrow` ([`ArrowChunk`]: record batches whose fields are named like the staging columns) and
-//! `parquet` ([`write_parquet`]: content-addressed Parquet files for warehouses that load
-//! files from a stage).
+//! `arrow` (`ArrowChunk`: record batches whose fields are named like the staging columns) and
+//! `parquet` (`write_parquet`: content-addressed Parquet files for warehouses that load files
+//! from a stage).
 
 use std::borrow::Cow;
 use std::sync::Arc;
