@@ -99,7 +99,7 @@ impl SnowflakeInspector {
 /// The SQL reading one column for its canonical text.
 fn column_expr(c: &str, pg: &PgType) -> String {
     match pg {
-        PgType::Bool => format!("IFF({c}, 'true', 'false')"),
+        PgType::Bool => format!("CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END"),
         PgType::Timestamp | PgType::TimestampTz => {
             format!("TO_VARCHAR(DATE_PART(epoch_microsecond, {c}))")
         }
