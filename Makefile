@@ -4,6 +4,8 @@ SHELL := /bin/bash
 CACHE ?= $(HOME)/.cache/sluice
 # The prebuilt libduckdb (fetched by `make setup`); binaries find it through their rpath.
 export DUCKDB_LIB_DIR ?= $(CACHE)/duckdb-1.5.6/package
+# fakesnow, the Snowflake stand-in the tests start (installed by `make setup`).
+export SLUICE_FAKESNOW_VENV ?= $(CACHE)/venv-fakesnow
 CARGO ?= cargo
 NEXTEST_PROFILE ?= default
 
@@ -13,8 +15,9 @@ NEXTEST_PROFILE ?= default
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: ## Fetch the prebuilt libduckdb (linked as .libduckdb for plain cargo) and install cargo-nextest if missing
+setup: ## Fetch the prebuilt libduckdb (linked as .libduckdb for plain cargo), install cargo-nextest and the fakesnow stand-in if missing
 	@dir=$$(tests/scripts/fetch-libduckdb.sh "$(CACHE)") && ln -sfn "$$dir" .libduckdb
+	@tests/scripts/install-fakesnow.sh "$(CACHE)" >/dev/null
 	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 
 build: setup ## Build the sluice binary (debug)

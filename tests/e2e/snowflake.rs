@@ -167,3 +167,51 @@ async fn sync_into_snowflake_value_by_value() {
     assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("different content: (8)"), "{out}");
 }
+
+/// `sluice views install` into Snowflake: the retail fixture of `tests/e2e/views.rs` as the
+/// target stores it (created by `tests/scripts/snowflake_views.py`), the ten views installed
+/// by the binary, and every view's rows compared with the hand-computed ones by the script.
+#[test]
+fn views_install_into_snowflake_and_return_the_fixture_rows() {
+    let server = FakeSnow::start();
+    let port = server
+        .endpoint()
+        .rsplit(':')
+        .next()
+        .expect("a port")
+        .to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/snowflake_views.py");
+    let python = |phase: &str| {
+        let out = Command::new(server.python())
+            .args([script, "--port", &port, "--phase", phase])
+            .output()
+            .expect("run the views script");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{phase}:\n{text}");
+        text
+    };
+    python("fixture");
+    let dir = tempfile_dir::Dir::new();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nurl = \"postgres://unused@127.0.0.1:1/unused\"\ntables = [\"public.*\"]\n\n\
+             [log]\nkind = \"local\"\npath = \"{log}\"\n\n\
+             [target]\nkind = \"snowflake\"\naccount = \"sluice_test\"\nuser = \"LOADER\"\n\
+             password = \"not-checked-by-the-stand-in\"\ndatabase = \"analytics\"\n\
+             schema = \"raw\"\nendpoint = \"{endpoint}\"\n",
+            log = dir.path().join("log").display(),
+            endpoint = server.endpoint(),
+        ),
+    )
+    .expect("write config");
+    let (code, out) = run(&config, &["views", "install"]);
+    assert_eq!(code, Some(0), "{out}");
+    let checked = python("check");
+    assert!(checked.contains("10 of 10 views match"), "{checked}");
+}

@@ -2,7 +2,7 @@
 //! its PID on drop.
 //!
 //! fakesnow 0.12.1 must be installed in a Python venv, by default
-//! `/root/.cache/sluice/venv-fakesnow` (override with `SLUICE_FAKESNOW_VENV`); `.ci/run`
+//! `~/.cache/sluice/venv-fakesnow` (override with `SLUICE_FAKESNOW_VENV`); `.ci/run`
 //! installs it. A missing venv fails the test, naming the command that installs it.
 
 use std::net::{TcpListener, TcpStream};
@@ -31,17 +31,14 @@ impl FakeSnow {
     }
 
     fn start_on(port: u16) -> FakeSnow {
-        let venv = std::env::var_os("SLUICE_FAKESNOW_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/root/.cache/sluice/venv-fakesnow"));
+        let venv = venv();
         let python = venv.join("bin/python");
         assert!(
             python.exists(),
-            "fakesnow is not installed: {} is missing. Install it with `python3 -m venv {v} && \
-             {v}/bin/pip install 'fakesnow[server]==0.12.1' 'snowflake-connector-python<5' \
-             pyarrow` (.ci/run does this), or point SLUICE_FAKESNOW_VENV at a venv that has it",
+            "fakesnow is not installed: {} is missing. Run `make setup` (it runs \
+             tests/scripts/install-fakesnow.sh), or point SLUICE_FAKESNOW_VENV at a venv that \
+             has fakesnow[server]==0.12.1",
             python.display(),
-            v = venv.display(),
         );
         let log = tempfile::NamedTempFile::new().expect("log file");
         // One open file for both streams, so they append instead of overwriting each other.
@@ -90,6 +87,11 @@ impl FakeSnow {
         Self::start_on(port)
     }
 
+    /// The Python interpreter of fakesnow's venv (it has the Snowflake connector too).
+    pub fn python(&self) -> PathBuf {
+        venv().join("bin/python")
+    }
+
     /// The server's URL, for `[target] endpoint`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -99,6 +101,16 @@ impl FakeSnow {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
+}
+
+/// fakesnow's venv: `SLUICE_FAKESNOW_VENV`, else `~/.cache/sluice/venv-fakesnow`.
+fn venv() -> PathBuf {
+    std::env::var_os("SLUICE_FAKESNOW_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            PathBuf::from(home).join(".cache/sluice/venv-fakesnow")
+        })
 }
 
 impl Drop for FakeSnow {
