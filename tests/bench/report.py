@@ -159,6 +159,20 @@ def markdown(rows, meta):
                 f"{float(r['rows']) / float(r['seconds']):.0f} | {rss(r)} | {r['check']} |"
             )
 
+    standin = [r for r in rows if r["section"] == "standin"]
+    if standin:
+        out += ["", "## Snowflake, on its stand-in (fakesnow: a stand-in's figures, not Snowflake's)", ""]
+        out.append("| target | phase | changes | seconds | changes/s | batches | batches/min | s per batch | peak RSS |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in standin:
+            secs, events, batches = float(r["seconds"]), float(r["events"]), float(r["batches"] or 0)
+            per_min = batches / secs * 60 if secs else 0
+            per_batch = secs / batches if batches else 0
+            out.append(
+                f"| {r['system']} | {r['phase']} | {r['events']} | {secs:.2f} | {events / secs:.0f} | "
+                f"{r['batches']} | {per_min:.1f} | {per_batch:.2f} | {rss(r)} |"
+            )
+
     goals = [(m, ref, lo, d) for m, ref, lo, d in GOALS if m in by_id and ref in by_id]
     if goals:
         out += ["", "## Targets (issue 5; they apply at full size)", ""]

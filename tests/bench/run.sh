@@ -91,6 +91,7 @@ cleanup() {
   if [ -n "$CHILD_PID" ] && kill -0 "$CHILD_PID" 2>/dev/null; then
     stop_child "$CHILD_PID" || true
   fi
+  if [ -n "${SF_PID:-}" ]; then kill "$SF_PID" 2>/dev/null || true; fi
   for d in "${CLUSTERS[@]}"; do "$WL" cluster-stop "$d" >/dev/null 2>&1 || true; done
   if [ "$rc" = 0 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then
     rm -rf "$WORK"
@@ -636,6 +637,64 @@ SQL
   for s in sluice_large sluice_large_pg; do
     src -Atc "SELECT pg_drop_replication_slot('$s') FROM pg_replication_slots WHERE slot_name = '$s'" >/dev/null
   done
+fi
+
+# --- 6b. Snowflake, on its stand-in -----------------------------------------------------------------
+# fakesnow (installed by `make setup`) through the same REST protocol and Parquet staging as the
+# real service: SF_ROWS snapshot rows, then SF_CDC inserts plus a fifth updates and a tenth
+# deletes in transactions of 100, each synced with `--until-caught-up`. The stand-in runs
+# DuckDB in one Python process on the same 2 cores, so these figures are the stand-in's, not
+# Snowflake's.
+SF_ROWS=${BENCH_SF_ROWS:-20000}
+SF_CDC=${BENCH_SF_CDC:-10000}
+SF_VENV=${SLUICE_FAKESNOW_VENV:-$HOME/.cache/sluice/venv-fakesnow}
+if [ "$SF_ROWS" -gt 0 ] && [ -x "$SF_VENV/bin/python" ]; then
+  SF_PORT=$(free_port)
+  "$SF_VENV/bin/python" -m fakesnow -s -p "$SF_PORT" --host 127.0.0.1 >"$WORK/fakesnow.log" 2>&1 &
+  SF_PID=$!
+  for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$SF_PORT") 2>/dev/null && break; sleep 0.1; done
+  src -c "CREATE TABLE bench_sf (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(12,2), at timestamptz NOT NULL)" \
+    -c "INSERT INTO bench_sf SELECT g, 'customer ' || g, g % 1000 + 0.25, now() FROM generate_series(1, $SF_ROWS) g"
+  mkconfig "$WORK/sf" sluice_sf duckdb public.bench_sf sluice_sf
+  python3 - "$WORK/sf.toml" "$SF_PORT" <<'PYEOF'
+import re, sys
+path, port = sys.argv[1], sys.argv[2]
+text = open(path).read()
+target = ('[target]\nkind = "snowflake"\naccount = "bench"\nuser = "LOADER"\n'
+          'password = "not-checked-by-the-stand-in"\ndatabase = "analytics"\nschema = "raw"\n'
+          f'endpoint = "http://127.0.0.1:{port}"\n\n')
+text = re.sub(r"\[target\]\n.*?\n\n(?=\[)", lambda _: target, text, flags=re.S)
+open(path, "w").write(text)
+PYEOF
+  log "snowflake stand-in: snapshot of $SF_ROWS rows"
+  timed sf_snapshot "$SLUICE" sync -c "$WORK/sf.toml" --until-caught-up
+  rec section=standin id=sf_snapshot system="sluice -> Snowflake stand-in (fakesnow)" phase="snapshot" \
+    events="$SF_ROWS" seconds="$ELAPSED" batches="$(summary_field sf_snapshot batches)" rss_mb="$RSS_MB"
+  log "snowflake stand-in snapshot: $ELAPSED s, $(summary_field sf_snapshot batches) batches"
+  src <<SQL
+DO \$\$ BEGIN
+  FOR r IN 0 .. $((SF_CDC / 100 - 1)) LOOP
+    INSERT INTO bench_sf SELECT g, 'new ' || g, 1.5, now() FROM generate_series($SF_ROWS + 1 + r * 100, $SF_ROWS + (r + 1) * 100) g;
+    UPDATE bench_sf SET amount = amount + 1 WHERE id BETWEEN 1 + r * 20 AND (r + 1) * 20;
+    DELETE FROM bench_sf WHERE id BETWEEN $SF_ROWS / 2 + 1 + r * 10 AND $SF_ROWS / 2 + (r + 1) * 10;
+    COMMIT;
+  END LOOP;
+END \$\$;
+SQL
+  sf_events=$((SF_CDC + SF_CDC / 5 + SF_CDC / 10))
+  log "snowflake stand-in: $sf_events changes"
+  timed sf_cdc "$SLUICE" sync -c "$WORK/sf.toml" --until-caught-up
+  "$SLUICE" verify -c "$WORK/sf.toml" >"$WORK/sf.verify" 2>&1 ||
+    die "Snowflake stand-in: sluice verify found a difference (see $WORK/sf.verify)"
+  log "check Snowflake stand-in: sluice verify finds the target equal to the source"
+  rec section=standin id=sf_cdc system="sluice -> Snowflake stand-in (fakesnow)" phase="changes" \
+    events="$sf_events" seconds="$ELAPSED" batches="$(summary_field sf_cdc batches)" rss_mb="$RSS_MB"
+  log "snowflake stand-in changes: $ELAPSED s, $(summary_field sf_cdc batches) batches"
+  kill "$SF_PID" 2>/dev/null || true
+  wait "$SF_PID" 2>/dev/null || true
+  src -Atc "SELECT pg_drop_replication_slot('sluice_sf')" >/dev/null
+else
+  log "snowflake stand-in: skipped (BENCH_SF_ROWS=0, or no fakesnow in $SF_VENV: make setup installs it)"
 fi
 
 # --- 7. report -------------------------------------------------------------------------------------

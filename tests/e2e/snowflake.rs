@@ -86,10 +86,16 @@ fn sync(config: &Path) {
 }
 
 async fn assert_same(source: &TestDatabase, server: &FakeSnow, also: &str) {
-    let mut want =
-        source_rows(source, &SOURCE_ROWS.replace("md5(note)", &format!("md5(note){also}"))).await;
-    let mut got =
-        snowflake(server, &TARGET_ROWS.replace("md5(note)", &format!("md5(note){also}"))).await;
+    let mut want = source_rows(
+        source,
+        &SOURCE_ROWS.replace("md5(note)", &format!("md5(note){also}")),
+    )
+    .await;
+    let mut got = snowflake(
+        server,
+        &TARGET_ROWS.replace("md5(note)", &format!("md5(note){also}")),
+    )
+    .await;
     want.sort();
     got.sort();
     assert_eq!(got, want);
@@ -162,7 +168,11 @@ async fn sync_into_snowflake_value_by_value() {
     // verify agrees, and finds a value changed behind its back.
     let (code, out) = run(&config, &["verify"]);
     assert_eq!(code, Some(0), "{out}");
-    snowflake(&server, "UPDATE raw.orders SET customer = 'tampered' WHERE id = 8").await;
+    snowflake(
+        &server,
+        "UPDATE raw.orders SET customer = 'tampered' WHERE id = 8",
+    )
+    .await;
     let (code, out) = run(&config, &["verify"]);
     assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("different content: (8)"), "{out}");
@@ -290,7 +300,11 @@ async fn a_crash_mid_batch_leaves_every_row_exactly_once() {
             &format!("SELECT COUNT(*) = COUNT(DISTINCT id) FROM raw.{table}"),
         )
         .await;
-        assert_eq!(once, vec![vec![Some("true".to_owned())]], "{table}: a key twice");
+        assert_eq!(
+            once,
+            vec![vec![Some("true".to_owned())]],
+            "{table}: a key twice"
+        );
     }
     let (code, out) = run(&config, &["verify"]);
     assert_eq!(code, Some(0), "{out}");

@@ -86,6 +86,7 @@ fn duckdb_loads_staged_parquet_files_by_name_into_its_staging_table() {
             },
         ],
         target: "\"raw\".\"orders\"".into(),
+        stage: "_sluice_stage".into(),
     };
     // Three rows a file at most (each stages at most 40 bytes): several files.
     let options = ParquetOptions {

@@ -158,7 +158,10 @@ impl SnowflakeConfig {
                 return config(field, "must not contain a NUL character");
             }
             if name.len() > MAX_IDENTIFIER_BYTES {
-                return config(field, "must be at most 255 bytes, the longest name Snowflake keeps");
+                return config(
+                    field,
+                    "must be at most 255 bytes, the longest name Snowflake keeps",
+                );
             }
         }
         if let Some(stage) = self.external_stage()
@@ -207,15 +210,26 @@ mod tests {
         let mut c = parse(MINIMAL).expect("parses");
         c.private_key_passphrase = Some(SecretString::from("pass-phrase".to_owned()));
         let debug = format!("{c:?}");
-        assert!(!debug.contains("s3cret") && !debug.contains("pass-phrase"), "{debug}");
-        assert_eq!(c.password.as_ref().map(|p| p.expose_secret()), Some("s3cret"));
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("pass-phrase"),
+            "{debug}"
+        );
+        assert_eq!(
+            c.password.as_ref().map(|p| p.expose_secret()),
+            Some("s3cret")
+        );
     }
 
     #[test]
     fn validation_names_the_field() {
         let mut c = parse(MINIMAL).expect("parses");
         c.private_key_path = Some("/k.p8".into());
-        assert!(c.validate().expect_err("both").to_string().contains("target.password:"));
+        assert!(
+            c.validate()
+                .expect_err("both")
+                .to_string()
+                .contains("target.password:")
+        );
         c.password = None;
         assert!(c.validate().is_ok());
         c.private_key_path = None;
@@ -227,7 +241,12 @@ mod tests {
         );
         let mut c = parse(MINIMAL).expect("parses");
         c.stage = "s3://bucket/".into();
-        assert!(c.validate().expect_err("stage").to_string().contains("target.stage:"));
+        assert!(
+            c.validate()
+                .expect_err("stage")
+                .to_string()
+                .contains("target.stage:")
+        );
         c.stage = "@db.raw.s3_stage".into();
         assert!(c.validate().is_ok());
         c.account = "https://x".into();

@@ -27,10 +27,10 @@ use sluice_sql::{SNOWFLAKE_STAGING_SCHEMA, SfType, Snowflake, SqlDialect as _};
 use sluice_warehouse::staging::{ParquetOptions, write_parquet};
 use sluice_warehouse::{Rows, Session, SqlDestination, StageTable, TargetOptions};
 
+use crate::PrivateKey;
 use crate::client::{Auth, Client, ClientOptions, Credentials};
 use crate::config::{INTERNAL_STAGE, SnowflakeConfig};
 use crate::error::{Error, Result};
-use crate::PrivateKey;
 
 /// Loads batches into Snowflake.
 pub type SnowflakeDestination = SqlDestination<SnowflakeSession>;
@@ -94,8 +94,7 @@ impl SnowflakeSession {
                         path.display()
                     ))
                 })?;
-                let passphrase: Option<&SecretString> =
-                    self.config.private_key_passphrase.as_ref();
+                let passphrase: Option<&SecretString> = self.config.private_key_passphrase.as_ref();
                 Auth::KeyPair(PrivateKey::from_pem(&pem, passphrase)?)
             }
             (None, None) => {
@@ -149,7 +148,15 @@ impl SnowflakeSession {
             ));
         }
         for statement in setup {
-            client.query(&statement).await?;
+            if let Err(e) = client.query(&statement).await {
+                if !e.server().is_some_and(not_authorized) {
+                    return Err(e);
+                }
+                return Err(Error::Target(format!(
+                    "{e}. The role needs these privileges:\n{}",
+                    grants(&self.config)
+                )));
+            }
         }
         self.client_generation = client.generation();
         self.client = Some(client);
@@ -188,6 +195,43 @@ impl SnowflakeSession {
     }
 }
 
+/// Whether Snowflake refused a statement for a missing privilege (it says "does not exist or
+/// not authorized" for objects the role cannot see).
+fn not_authorized(e: &crate::ServerError) -> bool {
+    e.sql_state.as_deref() == Some("42501")
+        || e.code == "003001"
+        || e.message.contains("not authorized")
+        || e.message.contains("Insufficient privileges")
+}
+
+/// The GRANT statements that give the configured role what loading needs.
+fn grants(config: &SnowflakeConfig) -> String {
+    let d = Snowflake::default();
+    let role = config.role.as_deref().map_or_else(
+        || "<the user's default role>".to_owned(),
+        |r| d.quote_ident(r),
+    );
+    let database = d.quote_ident(&config.database);
+    let mut grants = Vec::new();
+    if let Some(warehouse) = &config.warehouse {
+        grants.push(format!(
+            "GRANT USAGE ON WAREHOUSE {} TO ROLE {role};",
+            d.quote_ident(warehouse)
+        ));
+    }
+    grants.push(format!(
+        "GRANT USAGE, CREATE SCHEMA ON DATABASE {database} TO ROLE {role};"
+    ));
+    for schema in [config.schema.as_str(), SNOWFLAKE_STAGING_SCHEMA] {
+        grants.push(format!(
+            "GRANT USAGE, CREATE TABLE, CREATE STAGE ON SCHEMA {database}.{} TO ROLE {role};  \
+             -- if the schema exists already",
+            d.quote_ident(schema)
+        ));
+    }
+    grants.join("\n")
+}
+
 /// Whether Snowflake commits the open transaction before running `statement` (DDL).
 fn commits_implicitly(statement: &str) -> bool {
     let first = statement
@@ -204,15 +248,20 @@ fn commits_implicitly(statement: &str) -> bool {
 
 /// The start of a statement, for a message (never its literals).
 fn first_words(statement: &str) -> String {
-    statement.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
+    statement
+        .split_whitespace()
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Rewrites PostgreSQL's text of a value into text Snowflake converts to `ty` exactly.
 fn stage_value<'a>(text: &'a str, ty: &SfType) -> std::result::Result<Cow<'a, str>, String> {
     Ok(match ty {
-        SfType::Binary => Cow::Borrowed(text.strip_prefix("\\x").ok_or_else(|| {
-            "bytea value is not in PostgreSQL's hex format".to_owned()
-        })?),
+        SfType::Binary => Cow::Borrowed(
+            text.strip_prefix("\\x")
+                .ok_or_else(|| "bytea value is not in PostgreSQL's hex format".to_owned())?,
+        ),
         SfType::Float => match text {
             "Infinity" => Cow::Borrowed("inf"),
             "-Infinity" => Cow::Borrowed("-inf"),
@@ -237,7 +286,11 @@ fn datetime_fits(text: &str) -> std::result::Result<(), String> {
     if text.ends_with(" BC") || digits != 4 {
         return Err(format!(
             "{} has no Snowflake date or timestamp (years 1 to 9999)",
-            if text.contains("infinity") { "infinity" } else { "a year outside 1 to 9999" }
+            if text.contains("infinity") {
+                "infinity"
+            } else {
+                "a year outside 1 to 9999"
+            }
         ));
     }
     Ok(())
@@ -378,7 +431,12 @@ mod tests {
             v("2024-01-01 10:00:00.5+05:30", SfType::TimestampTz),
             "2024-01-01 10:00:00.5+05:30"
         );
-        for bad in ["infinity", "-infinity", "0044-03-15 BC", "10000-01-01 00:00:00"] {
+        for bad in [
+            "infinity",
+            "-infinity",
+            "0044-03-15 BC",
+            "10000-01-01 00:00:00",
+        ] {
             assert!(stage_value(bad, &SfType::TimestampTz).is_err(), "{bad}");
             assert!(stage_value(bad, &SfType::Date).is_err(), "{bad}");
         }
@@ -387,13 +445,51 @@ mod tests {
     }
 
     #[test]
+    fn missing_privileges_come_with_the_grants() {
+        let config: SnowflakeConfig = serde_json::from_value(serde_json::json!({
+            "account": "a", "user": "u", "password": "p", "database": "analytics",
+            "role": "LOADER", "warehouse": "load_wh",
+        }))
+        .expect("config");
+        let text = grants(&config);
+        assert!(
+            text.contains("GRANT USAGE ON WAREHOUSE \"LOAD_WH\" TO ROLE \"LOADER\";"),
+            "{text}"
+        );
+        assert!(text.contains("ON DATABASE \"ANALYTICS\""), "{text}");
+        assert!(text.contains("ON SCHEMA \"ANALYTICS\".\"RAW\""), "{text}");
+        assert!(text.contains("\"_SLUICE_STAGING\""), "{text}");
+        let refused = crate::ServerError {
+            query_id: None,
+            code: "003001".into(),
+            sql_state: Some("42501".into()),
+            message: "SQL access control error: Insufficient privileges".into(),
+            http_status: 200,
+        };
+        assert!(not_authorized(&refused));
+    }
+
+    #[test]
     fn ddl_is_recognised_and_dml_is_not() {
-        for ddl in ["CREATE TABLE x (a int)", "  alter table x", "DROP TABLE x", "TRUNCATE x"] {
+        for ddl in [
+            "CREATE TABLE x (a int)",
+            "  alter table x",
+            "DROP TABLE x",
+            "TRUNCATE x",
+        ] {
             assert!(commits_implicitly(ddl), "{ddl}");
         }
-        for dml in ["UPDATE x SET a = 1", "INSERT INTO x SELECT 1", "DELETE FROM x", "COPY INTO x"] {
+        for dml in [
+            "UPDATE x SET a = 1",
+            "INSERT INTO x SELECT 1",
+            "DELETE FROM x",
+            "COPY INTO x",
+        ] {
             assert!(!commits_implicitly(dml), "{dml}");
         }
-        assert_eq!(first_words("CREATE OR REPLACE TEMPORARY TABLE \"X\" (a)"), "CREATE OR REPLACE TEMPORARY");
+        assert_eq!(
+            first_words("CREATE OR REPLACE TEMPORARY TABLE \"X\" (a)"),
+            "CREATE OR REPLACE TEMPORARY"
+        );
     }
 }

@@ -132,7 +132,9 @@ pub enum Error {
 
     /// Snowflake replaced the session with a new login in the middle of a batch: its
     /// temporary tables and open transaction are gone, so the batch is loaded again.
-    #[error("the Snowflake session expired and was replaced by a new login; the batch is loaded again")]
+    #[error(
+        "the Snowflake session expired and was replaced by a new login; the batch is loaded again"
+    )]
     SessionReplaced,
 
     /// A statement that commits implicitly was about to run inside a load's transaction.

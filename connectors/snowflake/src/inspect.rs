@@ -111,12 +111,14 @@ fn column_expr(c: &str, pg: &PgType) -> String {
 /// [`sluice_core::digest`]).
 fn canonical(pg: &PgType, text: &str) -> String {
     match pg {
-        PgType::Float4 => text.parse::<f32>().map_or_else(|_| text.to_owned(), |v| {
-            float_text(f64::from(v), format!("{v}"), format!("{v:e}"), 6)
-        }),
-        PgType::Float8 => text.parse::<f64>().map_or_else(|_| text.to_owned(), |v| {
-            float_text(v, format!("{v}"), format!("{v:e}"), 15)
-        }),
+        PgType::Float4 => text.parse::<f32>().map_or_else(
+            |_| text.to_owned(),
+            |v| float_text(f64::from(v), format!("{v}"), format!("{v:e}"), 6),
+        ),
+        PgType::Float8 => text.parse::<f64>().map_or_else(
+            |_| text.to_owned(),
+            |v| float_text(v, format!("{v}"), format!("{v:e}"), 15),
+        ),
         PgType::Bpchar(_) => text.trim_end_matches(' ').to_owned(),
         _ => text.to_owned(),
     }
@@ -165,7 +167,13 @@ impl Inspect for SnowflakeInspector {
             DIALECT.quote_literal(&Snowflake::stored_name(meta::CHECKPOINT_TABLE)),
         );
         let n = self.session.query_text(&exists).await?;
-        if n.first().and_then(|r| r.first()).cloned().flatten().as_deref() == Some("0") {
+        if n.first()
+            .and_then(|r| r.first())
+            .cloned()
+            .flatten()
+            .as_deref()
+            == Some("0")
+        {
             return Ok(None);
         }
         let rows = self
@@ -201,7 +209,13 @@ impl Inspect for SnowflakeInspector {
             DIALECT.quote_literal(&Snowflake::stored_name(&relation.table.name)),
         );
         let rows = self.session.query_text(&sql).await?;
-        Ok(rows.first().and_then(|r| r.first()).cloned().flatten().as_deref() != Some("0"))
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .cloned()
+            .flatten()
+            .as_deref()
+            != Some("0"))
     }
 
     async fn digest(&mut self, relation: &RelationSchema, buckets: u32) -> Result<TableDigest> {

@@ -128,10 +128,22 @@ pub struct InitArgs {
     /// Directory for the change log and the DuckDB warehouse.
     #[arg(long, default_value = "./sluice-data")]
     pub data_dir: PathBuf,
+    /// The warehouse the file is written for (its `[target]` section, commented).
+    #[arg(long, value_enum, default_value_t = InitTarget::Duckdb)]
+    pub target: InitTarget,
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
     /// Do not ask on a terminal: take the flags (and their defaults) as given.
     #[arg(long)]
     pub no_input: bool,
+}
+
+/// The warehouses `sluice init` writes a `[target]` section for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitTarget {
+    /// An embedded DuckDB file under the data directory.
+    Duckdb,
+    /// Snowflake, with key-pair authentication.
+    Snowflake,
 }

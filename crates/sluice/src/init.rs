@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::cli::InitArgs;
+use crate::cli::{InitArgs, InitTarget};
 
 /// Renders the commented configuration for these answers.
 pub fn render(args: &InitArgs) -> String {
@@ -41,18 +41,10 @@ snapshot_chunk_rows = 100000
 kind = "local"
 path = {log}
 
-[target]
-# The warehouse: an embedded DuckDB file.
-kind = "duckdb"
-path = {wh}
-# Schema of the loaded tables.
-schema = "raw"
-# "soft" keeps deleted rows with _sluice_deleted = true; "hard" removes them.
-deletes = "soft"
-
+{target}
 [load]
-# A micro-batch closes at whichever comes first.
-flush_interval_ms = 1000
+# A micro-batch closes at whichever comes first.{flush_note}
+flush_interval_ms = {flush}
 max_batch_bytes = "16MiB"
 max_batch_rows = 500000
 
@@ -71,8 +63,59 @@ absorb_backlog = "0"
 "#,
         url = toml_string(&args.source_url),
         log = toml_string(&format!("{data}/log")),
-        wh = toml_string(&format!("{data}/warehouse.duckdb")),
+        target = target_section(args.target, &data),
+        flush = match args.target {
+            InitTarget::Duckdb => 1000,
+            InitTarget::Snowflake => 300_000,
+        },
+        flush_note = match args.target {
+            InitTarget::Duckdb => "",
+            InitTarget::Snowflake => {
+                "\n# Snowflake bills a running warehouse per second (60 s at least per resume): a\n\
+                 # batch every second keeps it on all day. Every five minutes lets it suspend in\n\
+                 # between (README, \"Snowflake\", has the cost model); lower it for fresher data."
+            }
+        },
     )
+}
+
+/// The `[target]` section for `target`.
+fn target_section(target: InitTarget, data: &str) -> String {
+    match target {
+        InitTarget::Duckdb => format!(
+            r#"[target]
+# The warehouse: an embedded DuckDB file.
+kind = "duckdb"
+path = {wh}
+# Schema of the loaded tables.
+schema = "raw"
+# "soft" keeps deleted rows with _sluice_deleted = true; "hard" removes them.
+deletes = "soft"
+"#,
+            wh = toml_string(&format!("{data}/warehouse.duckdb"))
+        ),
+        InitTarget::Snowflake => r#"[target]
+# The warehouse: Snowflake. `sluice check` logs in and prints the GRANT statements a missing
+# privilege needs.
+kind = "snowflake"
+account = "myorg-myaccount"
+user = "SLUICE_LOADER"
+# Key-pair authentication (a PKCS#8 key; register its public key with ALTER USER ... SET
+# RSA_PUBLIC_KEY); or password = "${SNOWFLAKE_PASSWORD}".
+private_key_path = "/run/secrets/snowflake_key.p8"
+# private_key_passphrase = "${SNOWFLAKE_KEY_PASSPHRASE}"
+role = "SLUICE_LOADER"
+warehouse = "LOAD_WH"
+# The database must exist; the schema is created.
+database = "ANALYTICS"
+schema = "raw"
+# "soft" keeps deleted rows with _SLUICE_DELETED = true; "hard" removes them.
+deletes = "soft"
+# stage = "internal"                    # files PUT to an internal stage Sluice creates
+# endpoint = "http://127.0.0.1:8085"    # overrides https://<account>.snowflakecomputing.com
+"#
+        .to_owned(),
+    }
 }
 
 fn toml_string(s: &str) -> String {
@@ -155,6 +198,7 @@ mod tests {
             source_url: "postgres://u:${PGPASSWORD}@h/db".into(),
             tables: vec!["public.orders".into(), "sales.*".into()],
             data_dir: "/tmp/d \"q\"".into(),
+            target: InitTarget::Duckdb,
             force: false,
             no_input: true,
         };
@@ -169,5 +213,26 @@ mod tests {
             config.target.rest.get("path").and_then(|v| v.as_str()),
             Some("/tmp/d \"q\"/warehouse.duckdb")
         );
+    }
+
+    #[cfg(feature = "snowflake")]
+    #[test]
+    fn a_snowflake_file_parses_and_flushes_every_five_minutes() {
+        let args = InitArgs {
+            config: "x.toml".into(),
+            source_url: "postgres://u@h/db".into(),
+            tables: vec!["public.*".into()],
+            data_dir: "./d".into(),
+            target: InitTarget::Snowflake,
+            force: false,
+            no_input: true,
+        };
+        let config =
+            sluice_config::Config::from_toml(&render(&args), &BTreeMap::new()).expect("parses");
+        config.validate().expect("valid");
+        assert_eq!(config.target.kind, "snowflake");
+        assert_eq!(config.load.flush_interval_ms, 300_000);
+        let target = crate::registry::target(&config.target).expect("a valid [target]");
+        assert_eq!(target.name(), "snowflake");
     }
 }

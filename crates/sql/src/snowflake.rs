@@ -105,12 +105,12 @@ impl SfType {
     /// Parses a type as [`Snowflake::table_columns`] prints it (or as written in DDL).
     pub fn parse(s: &str) -> Option<SfType> {
         let s = s.trim().to_ascii_uppercase();
-        if let Some(args) = s
-            .strip_prefix("NUMBER(")
-            .and_then(|r| r.strip_suffix(')'))
-        {
+        if let Some(args) = s.strip_prefix("NUMBER(").and_then(|r| r.strip_suffix(')')) {
             let (p, sc) = args.split_once(',')?;
-            return Some(SfType::Number(p.trim().parse().ok()?, sc.trim().parse().ok()?));
+            return Some(SfType::Number(
+                p.trim().parse().ok()?,
+                sc.trim().parse().ok()?,
+            ));
         }
         let base = s.split('(').next().unwrap_or_default();
         Some(match base {
@@ -289,7 +289,14 @@ impl SqlDialect for Snowflake {
         format!(
             "CREATE OR REPLACE TRANSIENT TABLE {} ({})",
             self.stage(),
-            crate::statement::stage_columns(self, "VARCHAR", "VARCHAR", "NUMBER(38,0)", columns, keys)
+            crate::statement::stage_columns(
+                self,
+                "VARCHAR",
+                "VARCHAR",
+                "NUMBER(38,0)",
+                columns,
+                keys
+            )
         )
     }
 
@@ -459,7 +466,15 @@ mod tests {
         assert_eq!(d.quote_ident("Mixed"), "\"Mixed\"");
         assert_eq!(d.quote_ident("we\"ird"), "\"we\"\"ird\"");
         assert_eq!(d.quote_ident("1st"), "\"1st\"");
-        for name in ["orders", "_sluice_lsn", "Mixed", "ORDERS", "a b", "ünï", "x$1"] {
+        for name in [
+            "orders",
+            "_sluice_lsn",
+            "Mixed",
+            "ORDERS",
+            "a b",
+            "ünï",
+            "x$1",
+        ] {
             let stored = Snowflake::stored_name(name);
             let back = Snowflake::source_name(&stored);
             if folds(name) {
@@ -506,12 +521,8 @@ mod tests {
             Snowflake::staging(3).stage(),
             "\"_SLUICE_STAGING\".\"_SLUICE_STAGE_3\""
         );
-        assert!(
-            Snowflake::staging(0)
-                .create_stage(2, 1)
-                .starts_with(
-                    "CREATE OR REPLACE TRANSIENT TABLE \"_SLUICE_STAGING\".\"_SLUICE_STAGE_0\" (c0 VARCHAR"
-                )
-        );
+        assert!(Snowflake::staging(0).create_stage(2, 1).starts_with(
+            "CREATE OR REPLACE TRANSIENT TABLE \"_SLUICE_STAGING\".\"_SLUICE_STAGE_0\" (c0 VARCHAR"
+        ));
     }
 }

@@ -1826,7 +1826,12 @@ pub async fn edge_values<H: Harness>(h: &mut H) {
             .iter()
             .partition(|v| scalar && v.is_some_and(|v| v.contains(" BC")));
         let leak = |v: Vec<&Option<&'static str>>| -> &'static [Option<&'static str>] {
-            Box::leak(v.into_iter().copied().collect::<Vec<_>>().into_boxed_slice())
+            Box::leak(
+                v.into_iter()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .into_boxed_slice(),
+            )
         };
         if !bc.is_empty() {
             before_year_one.push((name, oid, typmod, leak(bc)));

@@ -110,7 +110,10 @@ impl<S: Session> SqlDestination<S> {
     }
 
     /// Creates or evolves every table of the batch; returns the batch, shared, and the plans.
-    async fn plan_tables(&mut self, batch: Batch) -> Result<(Arc<Batch>, Vec<TablePlan<TypeOf<S>>>)> {
+    async fn plan_tables(
+        &mut self,
+        batch: Batch,
+    ) -> Result<(Arc<Batch>, Vec<TablePlan<TypeOf<S>>>)> {
         let d = self.session.dialect();
         let schema = self.create_schema().await?;
         let batch = Arc::new(batch);
@@ -186,8 +189,13 @@ impl<S: Session> SqlDestination<S> {
         let result = async {
             for table in &staged {
                 let d = self.session.dialect().with_stage(table.number);
-                self.merge_table(&d, &table.stage, &table.name, Guard::after(table.later_part))
-                    .await?;
+                self.merge_table(
+                    &d,
+                    &table.stage,
+                    &table.name,
+                    Guard::after(table.later_part),
+                )
+                .await?;
                 #[cfg(feature = "failpoints")]
                 fail::fail_point!("target-mid-batch", |_| {
                     eprintln!("failpoint target-mid-batch: aborting the process");

@@ -217,6 +217,7 @@ mod tests {
             index: 0,
             columns,
             target: "\"raw\".\"orders\"".into(),
+            stage: "_sluice_stage".into(),
         }
     }
 
