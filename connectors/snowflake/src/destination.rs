@@ -235,7 +235,6 @@ fn grants(config: &SnowflakeConfig) -> String {
 /// Whether Snowflake commits the open transaction before running `statement` (DDL).
 fn commits_implicitly(statement: &str) -> bool {
     let first = statement
-        .trim_start()
         .split_whitespace()
         .next()
         .unwrap_or_default()

@@ -270,7 +270,7 @@ impl TargetKind {
                 let inspector = sluice_snowflake::inspector(config)
                     .await
                     .map_err(|e| Unreadable::Failed(target_failure(e)))?;
-                Ok(TargetInspector::Snowflake(inspector))
+                Ok(TargetInspector::Snowflake(Box::new(inspector)))
             }
         }
     }
@@ -362,8 +362,9 @@ pub enum TargetInspector {
     DuckDb(sluice_duckdb::DuckDbInspector),
     #[cfg(feature = "postgres")]
     Postgres(sluice_postgres_client::digest::PostgresInspector),
+    /// Boxed: it holds a whole HTTP session.
     #[cfg(feature = "snowflake")]
-    Snowflake(sluice_snowflake::SnowflakeInspector),
+    Snowflake(Box<sluice_snowflake::SnowflakeInspector>),
 }
 
 /// An error of [`TargetInspector`]: the inspected target's own.
