@@ -15,9 +15,8 @@ NEXTEST_PROFILE ?= default
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: ## Fetch the prebuilt libduckdb (linked as .libduckdb for plain cargo), install cargo-nextest and the fakesnow stand-in if missing
+setup: ## Fetch the prebuilt libduckdb (linked as .libduckdb for plain cargo) and install cargo-nextest if missing
 	@dir=$$(tests/scripts/fetch-libduckdb.sh "$(CACHE)") && ln -sfn "$$dir" .libduckdb
-	@tests/scripts/install-fakesnow.sh "$(CACHE)" >/dev/null
 	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 
 build: setup ## Build the sluice binary (debug)
@@ -31,6 +30,7 @@ demo: release ## Live dashboard: throwaway PostgreSQL with shop traffic -> sluic
 	tests/demo/demo.sh
 
 test: setup ## Run every test (unit, integration, end-to-end) with cargo nextest
+	@tests/scripts/install-fakesnow.sh "$(CACHE)" >/dev/null
 	$(CARGO) build -p sluice --features failpoints
 	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE)
 
@@ -43,9 +43,11 @@ fmt: ## Format the code
 	$(CARGO) fmt --all
 
 bench: release ## Sluice vs pg_recvlogical and native logical replication: throughput, freshness, RSS (quick, ~2 min)
+	@tests/scripts/install-fakesnow.sh "$(CACHE)" >/dev/null
 	SLUICE_BIN=$${CARGO_TARGET_DIR:-target}/release/sluice tests/bench/run.sh
 
 bench-full: release ## The benchmark at full size (under 15 min), written to tests/bench/results/full.md and full.png
+	@tests/scripts/install-fakesnow.sh "$(CACHE)" >/dev/null
 	WL_ROWS=$${WL_ROWS:-1500000} WL_CDC=$${WL_CDC:-650000} WL_TXN=$${WL_TXN:-1000} \
 	  BENCH_FRESH_SECONDS=$${BENCH_FRESH_SECONDS:-60} BENCH_LARGE_ROWS=$${BENCH_LARGE_ROWS:-1000000} \
 	  BENCH_OUT=tests/bench/results/full.md \

@@ -640,7 +640,7 @@ SQL
 fi
 
 # --- 6b. Snowflake, on its stand-in -----------------------------------------------------------------
-# fakesnow (installed by `make setup`) through the same REST protocol and Parquet staging as the
+# fakesnow (installed by `make bench`) through the same REST protocol and Parquet staging as the
 # real service: SF_ROWS snapshot rows, then SF_CDC inserts plus a fifth updates and a tenth
 # deletes in transactions of 100, each synced with `--until-caught-up`. The stand-in runs
 # DuckDB in one Python process on the same 2 cores, so these figures are the stand-in's, not
@@ -694,7 +694,7 @@ SQL
   wait "$SF_PID" 2>/dev/null || true
   src -Atc "SELECT pg_drop_replication_slot('sluice_sf')" >/dev/null
 else
-  log "snowflake stand-in: skipped (BENCH_SF_ROWS=0, or no fakesnow in $SF_VENV: make setup installs it)"
+  log "snowflake stand-in: skipped (BENCH_SF_ROWS=0, or no fakesnow in $SF_VENV: make bench installs it)"
 fi
 
 # --- 7. report -------------------------------------------------------------------------------------

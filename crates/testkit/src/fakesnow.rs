@@ -35,7 +35,7 @@ impl FakeSnow {
         let python = venv.join("bin/python");
         assert!(
             python.exists(),
-            "fakesnow is not installed: {} is missing. Run `make setup` (it runs \
+            "fakesnow is not installed: {} is missing. Run `make test` (it runs \
              tests/scripts/install-fakesnow.sh), or point SLUICE_FAKESNOW_VENV at a venv that \
              has fakesnow[server]==0.12.1",
             python.display(),
