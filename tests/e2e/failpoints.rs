@@ -326,19 +326,7 @@ async fn crash_after_commit_before_release() {
 
 /// Rows of a query, every value as text.
 async fn text_rows(db: &TestDatabase, sql: &str) -> Vec<Vec<Option<String>>> {
-    let client = db.client().await.expect("client");
-    client
-        .simple_query(sql)
-        .await
-        .expect("query")
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-            }
-            _ => None,
-        })
-        .collect()
+    db.text_rows(sql).await.expect("query")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

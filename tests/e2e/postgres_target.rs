@@ -9,19 +9,7 @@ use sluice_testkit::{PgCluster, TestDatabase};
 use sluice_tests::{sluice_bin, tempfile_dir};
 
 async fn rows(db: &TestDatabase, sql: &str) -> Vec<Vec<Option<String>>> {
-    let client = db.client().await.expect("client");
-    client
-        .simple_query(sql)
-        .await
-        .expect("query")
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-            }
-            _ => None,
-        })
-        .collect()
+    db.text_rows(sql).await.expect("query")
 }
 
 async fn assert_same(source: &TestDatabase, target: &TestDatabase) {

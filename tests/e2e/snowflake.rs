@@ -27,22 +27,6 @@ const TARGET_ROWS: &str = "SELECT TO_VARCHAR(id), customer, TO_VARCHAR(amount), 
     TO_VARCHAR(DATE_PART(epoch_microsecond, placed_at)), CASE WHEN paid THEN 'true' WHEN NOT paid THEN 'false' END, md5(note) \
     FROM raw.orders WHERE NOT _sluice_deleted ORDER BY id";
 
-async fn source_rows(db: &TestDatabase, sql: &str) -> Vec<Vec<Option<String>>> {
-    let client = db.client().await.expect("client");
-    client
-        .simple_query(sql)
-        .await
-        .expect("query")
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 async fn snowflake(server: &FakeSnow, sql: &str) -> Vec<Vec<Option<String>>> {
     let mut client = Client::login(
         Credentials {
@@ -86,11 +70,10 @@ fn sync(config: &Path) {
 }
 
 async fn assert_same(source: &TestDatabase, server: &FakeSnow, also: &str) {
-    let mut want = source_rows(
-        source,
-        &SOURCE_ROWS.replace("md5(note)", &format!("md5(note){also}")),
-    )
-    .await;
+    let mut want = source
+        .text_rows(&SOURCE_ROWS.replace("md5(note)", &format!("md5(note){also}")))
+        .await
+        .expect("source rows");
     let mut got = snowflake(
         server,
         &TARGET_ROWS.replace("md5(note)", &format!("md5(note){also}")),
@@ -285,7 +268,10 @@ async fn a_crash_mid_batch_leaves_every_row_exactly_once() {
     sync(&config);
 
     for table in ["a", "b"] {
-        let mut want = source_rows(&source, &format!("SELECT id::text, v FROM {table}")).await;
+        let mut want = source
+            .text_rows(&format!("SELECT id::text, v FROM {table}"))
+            .await
+            .expect("source rows");
         let mut got = snowflake(
             &server,
             &format!("SELECT TO_VARCHAR(id), v FROM raw.{table} WHERE NOT _sluice_deleted"),

@@ -133,13 +133,7 @@ impl Session for DuckDbSession {
         &mut self,
         table: &StageTable<sluice_sql::DuckType>,
     ) -> WarehouseResult<()> {
-        let table = StageTable {
-            batch: table.batch.clone(),
-            index: table.index,
-            columns: table.columns.clone(),
-            target: table.target.clone(),
-            stage: table.stage.clone(),
-        };
+        let table = table.clone();
         self.run(move |c| {
             Ok(c.append_stage(
                 table.columns.len(),

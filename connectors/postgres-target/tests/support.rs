@@ -59,17 +59,5 @@ impl Target {
 
 /// Rows of `sql`, each value in its text output form (simple query protocol).
 pub async fn text_rows(db: &TestDatabase, sql: &str) -> Vec<Vec<Option<String>>> {
-    let client = db.client().await.expect("client");
-    client
-        .simple_query(sql)
-        .await
-        .expect("query")
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-            }
-            _ => None,
-        })
-        .collect()
+    db.text_rows(sql).await.expect("query")
 }

@@ -19,7 +19,6 @@
 //!   stand-in whose DDL does not commit.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use secrecy::SecretString;
@@ -353,13 +352,7 @@ impl Session for SnowflakeSession {
     }
 
     async fn load_stage(&mut self, table: &StageTable<SfType>) -> WarehouseResult<()> {
-        let staged = StageTable {
-            batch: Arc::clone(&table.batch),
-            index: table.index,
-            columns: table.columns.clone(),
-            target: table.target.clone(),
-            stage: table.stage.clone(),
-        };
+        let staged = table.clone();
         let files = tokio::task::spawn_blocking(move || {
             write_parquet(&staged, &stage_value, &ParquetOptions::default())
         })

@@ -8,6 +8,7 @@
 //! I/O.
 
 mod batch;
+pub mod calendar;
 mod change;
 mod destination;
 pub mod digest;

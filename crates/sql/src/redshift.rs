@@ -413,23 +413,7 @@ impl SqlDialect for Redshift {
     /// Redshift has no `ON CONFLICT` (and does not enforce primary keys): delete, then insert,
     /// in the load's transaction.
     fn upsert_checkpoint(&self, schema: &str, row: &CheckpointRow<'_>) -> Vec<String> {
-        let table = self.qualified(schema, meta::CHECKPOINT_TABLE);
-        vec![
-            format!(
-                "DELETE FROM {table} WHERE pipeline = {}",
-                self.quote_literal(row.pipeline)
-            ),
-            format!(
-                "INSERT INTO {table} (pipeline, position, applied_lsn, applied_lsn_text, \
-                 applied_commit_ts, updated_at) VALUES ({}, {}, {}, {}, {}, {})",
-                self.quote_literal(row.pipeline),
-                self.quote_literal(row.position),
-                row.applied_lsn,
-                self.quote_literal(row.applied_lsn_text),
-                self.timestamptz_from_micros(&row.applied_commit_ts.to_string()),
-                self.now(),
-            ),
-        ]
+        crate::statement::delete_then_insert_checkpoint(self, schema, row)
     }
 
     fn select_checkpoint(&self, schema: &str, pipeline: &str) -> String {

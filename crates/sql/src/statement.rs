@@ -277,6 +277,33 @@ pub(crate) fn upsert_checkpoint_on_conflict<D: SqlDialect>(
     )
 }
 
+/// A checkpoint row stored as a DELETE of the pipeline's row, then an `INSERT ... SELECT` of
+/// the new one, in the load's transaction (Redshift and Snowflake: no `ON CONFLICT`, and no
+/// enforced key).
+pub(crate) fn delete_then_insert_checkpoint<D: SqlDialect>(
+    d: &D,
+    schema: &str,
+    row: &crate::CheckpointRow<'_>,
+) -> Vec<String> {
+    let table = d.qualified(schema, sluice_core::meta::CHECKPOINT_TABLE);
+    vec![
+        format!(
+            "DELETE FROM {table} WHERE pipeline = {}",
+            d.quote_literal(row.pipeline)
+        ),
+        format!(
+            "INSERT INTO {table} (pipeline, position, applied_lsn, applied_lsn_text, \
+             applied_commit_ts, updated_at) SELECT {}, {}, {}, {}, {}, {}",
+            d.quote_literal(row.pipeline),
+            d.quote_literal(row.position),
+            row.applied_lsn,
+            d.quote_literal(row.applied_lsn_text),
+            d.timestamptz_from_micros(&row.applied_commit_ts.to_string()),
+            d.now(),
+        ),
+    ]
+}
+
 /// The column list of the staging table, without parentheses: one `text` column per data
 /// column (`c0`, `c1`, ...), the op, position and commit time, the unchanged-TOAST marks, and
 /// one column per key column for the old key of a moved row. Dialects differ only in the type

@@ -71,6 +71,21 @@ impl TestDatabase {
         Ok(())
     }
 
+    /// The rows of `sql` on a new connection, each value in its text output form (simple query
+    /// protocol; `None` for NULL).
+    pub async fn text_rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let messages = self.client().await?.simple_query(sql).await?;
+        Ok(messages
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Runs one statement with parameters on a new connection and returns its rows.
     pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         Ok(self.client().await?.query(sql, params).await?)

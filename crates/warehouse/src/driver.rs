@@ -421,26 +421,28 @@ impl<S: Session> SqlDestination<S> {
     /// `apply` where DDL commits: stages the batch's tables after those staged by earlier
     /// parts, then applies them all and stores the checkpoint in one transaction.
     async fn apply_deferred(&mut self, batch: Batch, open: bool, store: Vec<String>) -> Result<()> {
-        let (tables, rows) = (batch.tables.len(), batch.rows());
         let result = async {
             self.stage_tables(batch, open).await?;
             self.session.begin().await?;
             self.apply_staged().await?;
-            for statement in store {
-                self.session
-                    .execute(statement, "storing the checkpoint".into())
-                    .await?;
-            }
-            self.session.commit().await
+            self.store_and_commit(store).await
         }
         .await;
         if result.is_err() {
             self.session.rollback().await;
         }
         self.drop_staged().await;
-        result?;
-        tracing::debug!(tables, rows, "batch applied");
-        Ok(())
+        result
+    }
+
+    /// Runs the checkpoint statements `store`, then COMMIT.
+    async fn store_and_commit(&mut self, store: Vec<String>) -> Result<()> {
+        for statement in store {
+            self.session
+                .execute(statement, "storing the checkpoint".into())
+                .await?;
+        }
+        self.session.commit().await
     }
 
     /// The statements storing `checkpoint` for the open pipeline.
@@ -586,19 +588,16 @@ impl<S: Session> Destination for SqlDestination<S> {
         self.parts = None;
         let (tables, rows) = (batch.tables.len(), batch.rows());
         if self.session.dialect().ddl_commits() {
-            return self.apply_deferred(batch, open, store).await;
+            self.apply_deferred(batch, open, store).await?;
+            tracing::debug!(tables, rows, lsn = %checkpoint.applied_lsn, "batch applied");
+            return Ok(());
         }
         if !open {
             self.session.begin().await?;
         }
         let result = async {
             self.apply_tables(batch, Guard::after(open)).await?;
-            for statement in store {
-                self.session
-                    .execute(statement, "storing the checkpoint".into())
-                    .await?;
-            }
-            self.session.commit().await
+            self.store_and_commit(store).await
         }
         .await;
         if let Err(e) = result {

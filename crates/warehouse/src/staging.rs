@@ -70,7 +70,9 @@ impl StagedRow<'_> {
 pub trait Encode<T>: for<'a> Fn(&'a str, &T) -> Result<Cow<'a, str>, String> {}
 impl<T, F: for<'a> Fn(&'a str, &T) -> Result<Cow<'a, str>, String>> Encode<T> for F {}
 
-/// One table of a batch to stage, with its target columns as planned.
+/// One table of a batch to stage, with its target columns as planned. Cloning shares the
+/// batch.
+#[derive(Clone)]
 pub struct StageTable<T> {
     /// The batch (shared, so a session can move it to a blocking thread).
     pub batch: Arc<Batch>,
